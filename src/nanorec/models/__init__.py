@@ -1,0 +1,1 @@
+"""Model definitions; this package does no I/O."""

@@ -1,0 +1,196 @@
+"""A nanoGPT-style causal transformer over item-id sequences.
+
+Follows the GPT-2 layout as nanoGPT writes it (Radford et al. 2019; Karpathy,
+nanoGPT): pre-LayerNorm blocks, learned position embeddings and an output layer tied
+to the token embedding, here the item embedding with row 0 as padding.
+
+NOTE: departures from nanoGPT. Several sequences share one row: attention is
+restricted to the same sequence and the past through a mask built from per-token
+sequence ids, and position ids restart at 0 for each sequence. Frozen item content
+vectors go through a trainable linear projection and are added to the input
+embeddings. The loss is computed only at non-padding positions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    n_items: int  # catalog size; vocabulary is n_items + 1 with 0 as padding
+    block_size: int = 32
+    n_layer: int = 2
+    n_head: int = 2
+    n_embd: int = 64
+    dropout: float = 0.0
+    content_dim: int = 0  # width of the frozen content vectors; 0 disables them
+    bias: bool = False
+
+
+def document_causal_mask(seq_id: torch.Tensor) -> torch.Tensor:
+    """Boolean attention mask for packed rows.
+
+    Args:
+        seq_id: (B, T) int sequence id of each token.
+
+    Returns:
+        (B, 1, T, T) bool; True where query t may attend to key s, that is s <= t
+        and both tokens belong to the same sequence.
+    """
+    t = seq_id.size(1)
+    causal = torch.ones(t, t, dtype=torch.bool, device=seq_id.device).tril()
+    same = seq_id.unsqueeze(2) == seq_id.unsqueeze(1)
+    return (same & causal).unsqueeze(1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = self.c_attn(x).split(c, dim=2)
+        # (B, T, C) -> (B, n_head, T, head_dim)
+        q = q.view(b, t, self.n_head, c // self.n_head).transpose(1, 2)
+        k = k.view(b, t, self.n_head, c // self.n_head).transpose(1, 2)
+        v = v.view(b, t, self.n_head, c // self.n_head).transpose(1, 2)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).contiguous().view(b, t, c)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), mask)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """Next-item transformer.
+
+    Args:
+        config: model sizes.
+        content: optional (n_items + 1, content_dim) float tensor of frozen content
+            vectors indexed by item_idx; required when config.content_dim > 0.
+    """
+
+    def __init__(self, config: GPTConfig, content: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.n_items + 1, config.n_embd, padding_idx=0)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        if config.content_dim:
+            if content is None:
+                content = torch.zeros(config.n_items + 1, config.content_dim)
+            expected = (config.n_items + 1, config.content_dim)
+            if tuple(content.shape) != expected:
+                raise ValueError(
+                    f"content vectors have shape {tuple(content.shape)}, "
+                    f"expected {expected}"
+                )
+            self.register_buffer("content", content.float().contiguous())
+            self.content_proj = nn.Linear(config.content_dim, config.n_embd, bias=False)
+        self.apply(self._init_weights)
+        for name, param in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # GPT-2 scaled init of residual outputs
+                std = 0.02 / math.sqrt(2 * config.n_layer)
+                torch.nn.init.normal_(param, mean=0.0, std=std)
+        with torch.no_grad():
+            self.wte.weight[0].zero_()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def hidden(
+        self, idx: torch.Tensor, pos: torch.Tensor, seq_id: torch.Tensor
+    ) -> torch.Tensor:
+        """Final hidden states.
+
+        Args:
+            idx: (B, T) item_idx, 0 on padding.
+            pos: (B, T) position of each token within its own sequence.
+            seq_id: (B, T) sequence id of each token within its row.
+
+        Returns:
+            (B, T, n_embd) after the final LayerNorm.
+        """
+        if pos.max() >= self.config.block_size:
+            raise ValueError(
+                f"position {int(pos.max())} exceeds block_size "
+                f"{self.config.block_size}"
+            )
+        x = self.wte(idx) + self.wpe(pos)
+        if self.config.content_dim:
+            x = x + self.content_proj(self.content[idx])
+        x = self.drop(x)
+        mask = document_causal_mask(seq_id)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln_f(x)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for hidden states h (..., n_embd) -> (..., n_items+1)."""
+        return h @ self.wte.weight.t()
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        pos: torch.Tensor,
+        seq_id: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return (logits, loss).
+
+        With targets (B, T; -1 = ignore), logits are (N, n_items + 1) for the N
+        non-ignored positions only and loss is their mean cross-entropy. Without
+        targets, logits are (B, T, n_items + 1) and loss is None.
+        """
+        h = self.hidden(idx, pos, seq_id)
+        if targets is None:
+            return self.logits(h), None
+        keep = targets != -1
+        logits = self.logits(h[keep])
+        loss = F.cross_entropy(
+            logits.float(), targets[keep], label_smoothing=label_smoothing
+        )
+        return logits, loss

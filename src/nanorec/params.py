@@ -1,0 +1,236 @@
+"""Typed views of the sections of `params.yaml`, with range checks.
+
+Each stage loads its own section into a frozen dataclass. Unknown keys and values out
+of range raise `ParamError` naming the key, so a typo in an experiment override fails
+before any work is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+
+class ParamError(ValueError):
+    """A value in params.yaml is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    format: str = "synthetic"
+    path: str = ""
+    synthetic_users: int = 3000
+    synthetic_items: int = 600
+
+    def validate(self) -> None:
+        _check_choice("ingest.format", self.format, ("synthetic", "challenge"))
+        if self.format == "challenge" and not self.path:
+            raise ParamError(
+                "ingest.path is empty but ingest.format is 'challenge': set it to the "
+                "folder holding train.csv, e.g. -S ingest.path=/data/beauty"
+            )
+        _check_positive("ingest.synthetic_users", self.synthetic_users)
+        _check_positive("ingest.synthetic_items", self.synthetic_items)
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    train_on_validation: bool = False
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    encoder: str = "minilm"
+    batch_size: int = 128
+
+    def validate(self) -> None:
+        _check_choice("siglip_embed.encoder", self.encoder, ("minilm", "none"))
+        _check_positive("siglip_embed.batch_size", self.batch_size)
+
+
+@dataclass(frozen=True)
+class PackParams:
+    block_size: int = 32
+
+    def validate(self) -> None:
+        _check_positive("pack.block_size", self.block_size)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    model: str = "transformer"
+    siglip: bool = True
+    n_layer: int = 2
+    n_head: int = 2
+    n_embd: int = 64
+    dropout: float = 0.2
+    batch_size: int = 64
+    max_steps: int = 300
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 30
+    decay: bool = False
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+    dtype: str = "bfloat16"
+    eval_interval: int = 100
+    eval_users: int = 2000
+    keep_best: bool = True
+
+    def validate(self) -> None:
+        _check_choice("train.model", self.model, ("transformer",))
+        _check_choice("train.dtype", self.dtype, ("bfloat16", "float32"))
+        for name in ("n_layer", "n_head", "n_embd", "batch_size", "max_steps"):
+            _check_positive(f"train.{name}", getattr(self, name))
+        for name in ("warmup_steps", "eval_interval", "eval_users"):
+            _check_non_negative(f"train.{name}", getattr(self, name))
+        if self.n_embd % self.n_head:
+            raise ParamError(
+                f"train.n_embd={self.n_embd} is not divisible by "
+                f"train.n_head={self.n_head}: pick n_head among the divisors of n_embd"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ParamError(f"train.dropout={self.dropout} must be in [0, 1)")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ParamError(
+                f"train.label_smoothing={self.label_smoothing} must be in [0, 1)"
+            )
+        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise ParamError(
+                f"train.lr={self.lr} and train.min_lr={self.min_lr} must satisfy "
+                "0 <= min_lr <= lr and lr > 0"
+            )
+        _check_non_negative("train.weight_decay", self.weight_decay)
+        _check_non_negative("train.grad_clip", self.grad_clip)
+
+
+@dataclass(frozen=True)
+class PredictParams:
+    strategy: str = "oneshot"
+    exclude_seen: bool = True
+    k: int = 10
+    batch_size: int = 1024
+
+    def validate(self) -> None:
+        _check_choice("predict.strategy", self.strategy, ("oneshot", "generative"))
+        _check_positive("predict.k", self.k)
+        _check_positive("predict.batch_size", self.batch_size)
+
+
+_SECTIONS: dict[str, type] = {
+    "ingest": IngestParams,
+    "split": SplitParams,
+    "siglip_embed": EmbedParams,
+    "pack": PackParams,
+    "train": TrainParams,
+    "predict": PredictParams,
+}
+
+T = TypeVar("T")
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a params file into a dict, raising ParamError if it is not a mapping."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError as err:
+        raise ParamError(f"params file {path} does not exist") from err
+    except yaml.YAMLError as err:
+        raise ParamError(f"params file {path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ParamError(f"params file {path} must hold a mapping of sections")
+    return data
+
+
+def load_section(path: Path, section: str) -> Any:
+    """Load one section of a params file into its dataclass and validate it.
+
+    Args:
+        path: the params.yaml file.
+        section: a top-level key, e.g. "train".
+
+    Returns:
+        The frozen dataclass for that section; keys absent from the file keep
+        their defaults.
+    """
+    cls = _SECTIONS[section]
+    raw = load_yaml(path).get(section) or {}
+    return from_dict(cls, raw, section)
+
+
+def load_seed(path: Path) -> int:
+    """Return the top-level `seed` of a params file (default 1337)."""
+    seed = load_yaml(path).get("seed", 1337)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ParamError(f"seed={seed!r} must be an integer")
+    return seed
+
+
+def from_dict(cls: type[T], raw: dict[str, Any], section: str) -> T:
+    """Build a params dataclass from a dict, checking names and types."""
+    if not isinstance(raw, dict):
+        raise ParamError(f"params section '{section}' must be a mapping")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ParamError(
+            f"unknown key(s) {unknown} in params section '{section}'; "
+            f"known keys: {sorted(known)}"
+        )
+    values = {}
+    for name, value in raw.items():
+        default = known[name].default
+        values[name] = _coerce(f"{section}.{name}", value, type(default))
+    params = cls(**values)
+    params.validate()  # type: ignore[attr-defined]
+    return params
+
+
+def as_dict(params: Any) -> dict[str, Any]:
+    """Return a params dataclass as a plain dict (for JSON checkpoints)."""
+    return dataclasses.asdict(params)
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    # YAML reads 3e-3 as a string and 1 as an int where a float is meant.
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ParamError(f"{key}={value!r} must be true or false")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ParamError(f"{key}={value!r} must be an integer")
+    if kind is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError) as err:
+            raise ParamError(f"{key}={value!r} must be a number") from err
+    if kind is str:
+        if value is None:
+            return ""
+        return str(value)
+    return value
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ParamError(f"{key}={value!r} is not one of {list(choices)}")
+
+
+def _check_positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ParamError(f"{key}={value} must be greater than 0")
+
+
+def _check_non_negative(key: str, value: float) -> None:
+    if value < 0:
+        raise ParamError(f"{key}={value} must not be negative")

@@ -1,0 +1,174 @@
+"""A small synthetic shop whose purchase sequences have learnable structure.
+
+The generator returns tables in the challenge layout, so the ingest code that reads
+real files also reads these. Items belong to categories and have titles built from
+words of their category. Each item has a few fixed successors, and a user's next
+purchase follows one of the current item's successors most of the time, else a
+popular item of the user's favourite category. A model that learns transitions
+therefore beats popularity by a wide margin, and one that reads titles learns
+categories faster.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+_CATEGORIES = [
+    ("Skin Care", ["Serum", "Moisturizer", "Cleanser", "Toner", "Face Mask"]),
+    ("Makeup", ["Lipstick", "Mascara", "Foundation", "Eyeliner", "Blush"]),
+    ("Hair Care", ["Shampoo", "Conditioner", "Hair Oil", "Styling Gel", "Hair Spray"]),
+    ("Fragrance", ["Eau de Parfum", "Body Mist", "Cologne", "Perfume Oil"]),
+    ("Nails", ["Nail Polish", "Top Coat", "Cuticle Oil", "Nail File"]),
+    ("Bath & Body", ["Body Wash", "Body Lotion", "Bath Salts", "Hand Cream"]),
+    ("Tools", ["Brush Set", "Sponge", "Tweezers", "Mirror", "Hair Dryer"]),
+    ("Men's Grooming", ["Shaving Cream", "Beard Oil", "Aftershave", "Razor"]),
+]
+_ADJECTIVES = [
+    "Hydrating", "Matte", "Volumizing", "Gentle", "Organic", "Long-Lasting",
+    "Repairing", "Brightening", "Soothing", "Waterproof", "Natural", "Intense",
+]
+_BRANDS = [
+    "Aurelle", "Bloomcraft", "Cedar & Co", "Dewline", "Elanor", "Fjordskin",
+    "Glowa", "Halcyon", "Iris Lane", "Juniper", "Kalma", "Lumen",
+]
+
+
+@dataclass(frozen=True)
+class RawTables:
+    """Tables in the challenge layout (train.csv, test.csv, item_metadata.csv,
+    id_mappings.json as `item_mapping`)."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    item_metadata: pd.DataFrame
+    item_mapping: dict[str, int]
+
+
+def generate(n_users: int, n_items: int, seed: int) -> RawTables:
+    """Generate a deterministic synthetic shop.
+
+    Args:
+        n_users: number of users; each gets 4 to 40 purchases, the last of which is
+            held out as the hidden test item (as in the challenge).
+        n_items: number of items; at least 20.
+        seed: seed of the NumPy generator; the same seed gives the same tables.
+
+    Returns:
+        RawTables with encoded integer ids, timestamps in seconds and item text.
+    """
+    if n_items < 20:
+        raise ValueError(f"synthetic catalog needs at least 20 items, got {n_items}")
+    rng = np.random.default_rng(seed)
+
+    # Items: a category, a brand and a title; popularity follows a Zipf-like law.
+    category = rng.integers(0, len(_CATEGORIES), size=n_items)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    popularity = rng.permutation(popularity)
+    by_category = [np.flatnonzero(category == c) for c in range(len(_CATEGORIES))]
+
+    # Successors: three items, mostly from the same category, with falling weight.
+    successors = np.empty((n_items, 3), dtype=np.int64)
+    for item in range(n_items):
+        pool = by_category[category[item]]
+        if len(pool) < 4 or rng.random() < 0.25:
+            pool = np.arange(n_items)
+        pool = pool[pool != item]
+        successors[item] = rng.choice(pool, size=3, replace=False)
+    successor_weights = np.array([0.6, 0.25, 0.15])
+
+    # Users: walk the successor graph, sometimes jumping to a favourite category.
+    lengths = np.minimum(4 + rng.geometric(1 / 6, size=n_users), 40)
+    if n_users > 10:
+        lengths[rng.integers(n_users)] = 120  # one heavy user, longer than a block
+    lengths = np.minimum(lengths, n_items)  # a walk never repeats an item
+    users, items, stamps = [], [], []
+    for user, length in enumerate(lengths):
+        favourite = rng.integers(len(_CATEGORIES))
+        sequence = _walk(
+            rng, int(length), successors, successor_weights, by_category[favourite],
+            popularity,
+        )
+        users.append(np.full(len(sequence), user))
+        items.append(sequence)
+        start = rng.integers(1_300_000_000, 1_400_000_000)
+        gaps = rng.integers(0, 86_400 * 30, size=len(sequence))
+        gaps[rng.random(len(sequence)) < 0.05] = 0  # a few same-second purchases
+        stamps.append(start + np.cumsum(gaps))
+    user_col = np.concatenate(users)
+    item_col = np.concatenate(items)
+    stamp_col = np.concatenate(stamps)
+
+    # Hold out each user's last purchase, as the challenge does.
+    is_last = np.r_[user_col[1:] != user_col[:-1], True]
+    train = pd.DataFrame(
+        {
+            "user_id": user_col[~is_last],
+            "item_id": item_col[~is_last],
+            "rating": rng.integers(1, 6, size=int((~is_last).sum())).astype(float),
+            "timestamp": stamp_col[~is_last],
+        }
+    )
+    test = pd.DataFrame({"user_id": np.arange(n_users), "predictions": 0})
+    asins = [f"S{item:09d}" for item in range(n_items)]
+    metadata = pd.DataFrame(
+        {
+            "parent_asin": asins,
+            "title": [_title(rng, category[item]) for item in range(n_items)],
+            "store": [_BRANDS[i] for i in rng.integers(len(_BRANDS), size=n_items)],
+            "categories": [
+                f"'Beauty', '{_CATEGORIES[c][0]}'" for c in category
+            ],
+            "price": np.round(rng.uniform(2, 80, size=n_items), 2),
+        }
+    )
+    logger.info(
+        "generated %d users, %d items, %d train rows", n_users, n_items, len(train)
+    )
+    return RawTables(train, test, metadata, dict(zip(asins, range(n_items))))
+
+
+def _walk(
+    rng: np.random.Generator,
+    length: int,
+    successors: np.ndarray,
+    weights: np.ndarray,
+    favourites: np.ndarray,
+    popularity: np.ndarray,
+) -> np.ndarray:
+    n_items = len(successors)
+    if len(favourites) == 0:
+        favourites = np.arange(n_items)
+    fav_p = popularity[favourites] / popularity[favourites].sum()
+    current = rng.choice(favourites, p=fav_p)
+    sequence = [current]
+    seen = {current}
+    while len(sequence) < length:
+        for _ in range(10):
+            if rng.random() < 0.75:
+                candidate = successors[current, rng.choice(3, p=weights)]
+            else:
+                candidate = rng.choice(favourites, p=fav_p)
+            if candidate not in seen:
+                break
+        else:
+            candidate = rng.integers(n_items)
+            if candidate in seen:
+                continue
+        sequence.append(candidate)
+        seen.add(candidate)
+        current = candidate
+    return np.asarray(sequence, dtype=np.int64)
+
+
+def _title(rng: np.random.Generator, category: int) -> str:
+    name, nouns = _CATEGORIES[category]
+    adjective = _ADJECTIVES[rng.integers(len(_ADJECTIVES))]
+    noun = nouns[rng.integers(len(nouns))]
+    size = rng.choice(["1 oz", "2 oz", "3.4 fl oz", "50 ml", "Travel Size", "Set of 3"])
+    return f"{adjective} {noun} &amp; {name} Essentials, {size}"
