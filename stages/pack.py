@@ -50,7 +50,10 @@ def main(
     }
     logger.info(
         "packed %d targets into %d rows: efficiency %.4f (padding per sequence: %.4f)",
-        n_targets, stats["n_rows"], stats["efficiency"], stats["padded_efficiency"],
+        n_targets,
+        stats["n_rows"],
+        stats["efficiency"],
+        stats["padded_efficiency"],
     )
     write_parquet(packing.rows_table(rows), out)
     write_json(stats, metrics)

@@ -10,7 +10,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from nanorec import checkpoint, data
+from nanorec import data
 from nanorec.io import atomic_path, write_json
 from nanorec.logs import setup_logging
 from nanorec.metrics import ranking_metrics
@@ -18,6 +18,7 @@ from nanorec.params import load_section
 from nanorec.recommend import (
     GenerativeScorer,
     TransformerScorer,
+    load_scorer,
     popularity,
     recommend,
 )
@@ -44,15 +45,28 @@ def main(
     setup_logging()
     cfg = load_section(params, "predict")
     artifacts = data.load(ingested)
-    popular = popularity(artifacts.interactions["item_idx"].to_numpy(), artifacts.n_items)
-    scorer = TransformerScorer(checkpoint.load_transformer(model_dir))
+    popular = popularity(
+        artifacts.interactions["item_idx"].to_numpy(), artifacts.n_items
+    )
+    scorer = load_scorer(model_dir)
     if cfg.strategy == "generative":
+        if not isinstance(scorer, TransformerScorer):
+            raise typer.BadParameter(
+                "predict.strategy=generative needs a transformer model, "
+                f"but {model_dir} holds another family"
+            )
         scorer = GenerativeScorer(scorer, cfg.k, cfg.exclude_seen)
 
     def top(histories: data.Histories) -> np.ndarray:
         return recommend(
-            scorer, histories.users, histories.sequences, cfg.k, popular,
-            cfg.exclude_seen, cfg.batch_size, progress=True,
+            scorer,
+            histories.users,
+            histories.sequences,
+            cfg.k,
+            popular,
+            cfg.exclude_seen,
+            cfg.batch_size,
+            progress=True,
         )
 
     start = time.perf_counter()

@@ -8,12 +8,12 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import typer
 
 from nanorec import data, embed
 from nanorec.io import atomic_path, write_json
 from nanorec.logs import setup_logging
 from nanorec.params import load_section
-import typer
 
 app = typer.Typer(add_completion=False)
 

@@ -10,8 +10,8 @@ from typing import Annotated
 import pyarrow.parquet as pq
 import torch
 import typer
-from dvclive import Live
 
+from dvclive import Live
 from nanorec import checkpoint, data, embed, packing
 from nanorec.io import write_json
 from nanorec.logs import setup_logging
@@ -56,13 +56,18 @@ def main(
     # Validation during training: a fixed sample of users, oneshot, seen excluded.
     histories, targets = data.validation_histories(artifacts)
     histories, targets = data.sample_histories(histories, targets, cfg.eval_users, seed)
-    popular = popularity(artifacts.interactions["item_idx"].to_numpy(), artifacts.n_items)
+    popular = popularity(
+        artifacts.interactions["item_idx"].to_numpy(), artifacts.n_items
+    )
     dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
 
     def evaluate(model: GPT) -> dict:
         topk = recommend(
-            TransformerScorer(model, dtype), histories.users, histories.sequences,
-            10, popular,
+            TransformerScorer(model, dtype),
+            histories.users,
+            histories.sequences,
+            10,
+            popular,
         )
         return ranking_metrics(topk, targets, 10)
 
@@ -72,14 +77,19 @@ def main(
             embed.read_vectors(pq.read_table(vectors), artifacts.n_items)
         )
     config = GPTConfig(
-        n_items=artifacts.n_items, block_size=block_size, n_layer=cfg.n_layer,
-        n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
+        n_items=artifacts.n_items,
+        block_size=block_size,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_embd=cfg.n_embd,
+        dropout=cfg.dropout,
         content_dim=0 if content is None else content.shape[1],
     )
     seed_everything(seed)
     model = GPT(config, content)
 
     with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+
         def log_metric(name: str, value: float, step: int) -> None:
             live.step = step
             live.log_metric(name, value)
@@ -94,7 +104,8 @@ def main(
         **{f"val_{k}": v for k, v in result.best_metrics.items()},
     }
     checkpoint.save_transformer(
-        out, model,
+        out,
+        model,
         {
             "train": as_dict(cfg),
             "seed": seed,

@@ -84,8 +84,10 @@ def encode_texts(
     return vectors, name
 
 
-def vectors_table(items: pd.DataFrame, vectors: np.ndarray, source: list[str]) -> pa.Table:
-    """Arrow table keyed by item: item_idx, item_id, vector (fixed-size list), source."""
+def vectors_table(
+    items: pd.DataFrame, vectors: np.ndarray, source: list[str]
+) -> pa.Table:
+    """Arrow table keyed by item: item_idx, item_id, vector, source."""
     dim = vectors.shape[1]
     flat = pa.array(vectors.reshape(-1), type=pa.float32())
     return pa.table(

@@ -104,7 +104,9 @@ def normalise(raw: RawTables) -> Dataset:
     # Validation: the last interaction of each user who has at least two.
     counts = interactions.groupby("user_id")["position"].transform("size")
     is_last = interactions["position"] == counts - 1
-    split = interactions.loc[is_last & (counts >= 2), ["user_id", "item_idx", "item_id"]]
+    split = interactions.loc[
+        is_last & (counts >= 2), ["user_id", "item_idx", "item_id"]
+    ]
     stats = {
         "n_users": int(interactions["user_id"].nunique()),
         "n_items": int(len(items)),
@@ -125,7 +127,9 @@ def _build_items(
 ) -> pd.DataFrame:
     # The catalog is every mapped item plus every bought one; item_idx follows the
     # sorted item_id so that it does not depend on the order of the files.
-    ids = np.union1d(np.fromiter(item_mapping.values(), dtype=np.int64), bought.unique())
+    ids = np.union1d(
+        np.fromiter(item_mapping.values(), dtype=np.int64), bought.unique()
+    )
     items = pd.DataFrame({"item_id": ids, "item_idx": np.arange(1, len(ids) + 1)})
     asin_of = {v: k for k, v in item_mapping.items()}
     items["parent_asin"] = [asin_of.get(int(i), "") for i in ids]
@@ -133,7 +137,7 @@ def _build_items(
     meta = metadata.drop_duplicates("parent_asin").set_index("parent_asin")
     for column in ("title", "store"):
         values = meta[column] if column in meta.columns else pd.Series(dtype=str)
-        mapped = items["parent_asin"].map(values).fillna("")
+        mapped = items["parent_asin"].map(values).astype(object).fillna("")
         items[column] = [html.unescape(str(v)).strip() for v in mapped]
     raw_categories = (
         meta["categories"] if "categories" in meta.columns else pd.Series(dtype=str)
@@ -185,7 +189,7 @@ def _as_ids(column: pd.Series, where: str) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(
-            f"{where}: value {column.iloc[row]!r} at data row {row + 1} is not a "
+            f"{where}: value {str(column.iloc[row])!r} at data row {row + 1} is not a "
             "non-negative integer id"
         )
     return values.astype(np.int64)

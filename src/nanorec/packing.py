@@ -56,7 +56,9 @@ def user_sequences(
     """
     frame = interactions.sort_values(["user_id", "position"], kind="stable")
     if drop is not None and len(drop):
-        last = frame.groupby("user_id")["position"].transform("max") == frame["position"]
+        last = (
+            frame.groupby("user_id")["position"].transform("max") == frame["position"]
+        )
         frame = frame[~(last & frame["user_id"].isin(drop["user_id"]))]
     users = frame["user_id"].to_numpy()
     items = frame["item_idx"].to_numpy(dtype=np.int64)
@@ -146,7 +148,9 @@ def _fill(
         seq_id[flat] = np.repeat(rank, lengths)
     shape = (n_rows, block_size)
     return PackedRows(
-        idx.reshape(shape), targets.reshape(shape), pos.reshape(shape),
+        idx.reshape(shape),
+        targets.reshape(shape),
+        pos.reshape(shape),
         seq_id.reshape(shape),
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -178,6 +179,20 @@ def right_padded(
         torch.from_numpy(seq_id),
         torch.from_numpy(lengths - 1),
     )
+
+
+def load_scorer(folder: Path, dtype: torch.dtype = torch.float32) -> Scorer:
+    """Rebuild the scorer of any trained model folder from its config.json.
+
+    The config's "model" field names the family; each family stores its tensors in
+    the folder's safetensors file.
+    """
+    from nanorec import checkpoint
+
+    family = checkpoint.load_config(folder).get("model")
+    if family == "transformer":
+        return TransformerScorer(checkpoint.load_transformer(folder), dtype)
+    raise ValueError(f"{folder}: unknown model family {family!r} in config.json")
 
 
 def _autocast(dtype: torch.dtype):

@@ -30,12 +30,32 @@ _CATEGORIES = [
     ("Men's Grooming", ["Shaving Cream", "Beard Oil", "Aftershave", "Razor"]),
 ]
 _ADJECTIVES = [
-    "Hydrating", "Matte", "Volumizing", "Gentle", "Organic", "Long-Lasting",
-    "Repairing", "Brightening", "Soothing", "Waterproof", "Natural", "Intense",
+    "Hydrating",
+    "Matte",
+    "Volumizing",
+    "Gentle",
+    "Organic",
+    "Long-Lasting",
+    "Repairing",
+    "Brightening",
+    "Soothing",
+    "Waterproof",
+    "Natural",
+    "Intense",
 ]
 _BRANDS = [
-    "Aurelle", "Bloomcraft", "Cedar & Co", "Dewline", "Elanor", "Fjordskin",
-    "Glowa", "Halcyon", "Iris Lane", "Juniper", "Kalma", "Lumen",
+    "Aurelle",
+    "Bloomcraft",
+    "Cedar & Co",
+    "Dewline",
+    "Elanor",
+    "Fjordskin",
+    "Glowa",
+    "Halcyon",
+    "Iris Lane",
+    "Juniper",
+    "Kalma",
+    "Lumen",
 ]
 
 
@@ -91,7 +111,11 @@ def generate(n_users: int, n_items: int, seed: int) -> RawTables:
     for user, length in enumerate(lengths):
         favourite = rng.integers(len(_CATEGORIES))
         sequence = _walk(
-            rng, int(length), successors, successor_weights, by_category[favourite],
+            rng,
+            int(length),
+            successors,
+            successor_weights,
+            by_category[favourite],
             popularity,
         )
         users.append(np.full(len(sequence), user))
@@ -121,9 +145,7 @@ def generate(n_users: int, n_items: int, seed: int) -> RawTables:
             "parent_asin": asins,
             "title": [_title(rng, category[item]) for item in range(n_items)],
             "store": [_BRANDS[i] for i in rng.integers(len(_BRANDS), size=n_items)],
-            "categories": [
-                f"'Beauty', '{_CATEGORIES[c][0]}'" for c in category
-            ],
+            "categories": [f"'Beauty', '{_CATEGORIES[c][0]}'" for c in category],
             "price": np.round(rng.uniform(2, 80, size=n_items), 2),
         }
     )

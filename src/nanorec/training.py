@@ -67,9 +67,7 @@ def make_optimizer(model: GPT, params: TrainParams) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=params.lr, betas=(0.9, 0.98))
 
 
-def batches(
-    n_rows: int, batch_size: int, generator: torch.Generator
-) -> torch.Tensor:
+def batches(n_rows: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
     """An endless stream of row-index batches; each epoch is a fresh shuffle."""
     while True:
         order = torch.randperm(n_rows, generator=generator)
@@ -138,7 +136,7 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
         optimizer.step()
 
-        loss_value = float(loss)
+        loss_value = loss.item()
         result.losses.append(loss_value)
         result.target_tokens += int((targets != -1).sum())
         bar.set_postfix(loss=f"{loss_value:.3f}")
@@ -146,7 +144,9 @@ def train(
         log("train/lr", lr, step)
 
         last = step + 1 == params.max_steps
-        if evaluate and (last or (params.eval_interval and (step + 1) % params.eval_interval == 0)):
+        if evaluate and (
+            last or (params.eval_interval and (step + 1) % params.eval_interval == 0)
+        ):
             model.eval()
             metrics = evaluate(model)
             for name, value in metrics.items():

@@ -155,8 +155,7 @@ class GPT(nn.Module):
         """
         if pos.max() >= self.config.block_size:
             raise ValueError(
-                f"position {int(pos.max())} exceeds block_size "
-                f"{self.config.block_size}"
+                f"position {int(pos.max())} exceeds block_size {self.config.block_size}"
             )
         x = self.wte(idx) + self.wpe(pos)
         if self.config.content_dim:
@@ -168,7 +167,7 @@ class GPT(nn.Module):
         return self.ln_f(x)
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """Scores of every item for hidden states h (..., n_embd) -> (..., n_items+1)."""
+        """Score every item: h (..., n_embd) -> (..., n_items + 1)."""
         return h @ self.wte.weight.t()
 
     def forward(

@@ -1,0 +1,78 @@
+"""Shared fixtures: a copy of the project in a temporary git repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+GIT_IDENTITY = [
+    "-c",
+    "user.name=nanorec-tests",
+    "-c",
+    "user.email=tests@nanorec.invalid",
+]
+
+
+def data_root() -> Path | None:
+    """The shared real-data folder, from NANOREC_DATA_DIR, when it exists."""
+    value = os.environ.get("NANOREC_DATA_DIR")
+    return Path(value) if value and Path(value).is_dir() else None
+
+
+def run(
+    cmd: list[str], cwd: Path, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run a command, failing the test with its output when it exits non-zero."""
+    result = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    if result.returncode:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def edit_params(repo: Path, **sections: dict) -> None:
+    """Update keys of params.yaml in a copied repository."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            params.setdefault(section, {}).update(values)
+        else:
+            params[section] = values
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A committed git + DVC copy of the pipeline files, with a small default."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", "pyproject.toml"):
+        shutil.copy(ROOT / name, repo / name)
+    for name in ("stages", "src", "inputs", "benchmarks"):
+        if (ROOT / name).exists():
+            shutil.copytree(
+                ROOT / name,
+                repo / name,
+                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+            )
+    edit_params(
+        repo,
+        ingest={"synthetic_users": 400, "synthetic_items": 120},
+        train={"max_steps": 40, "eval_interval": 20, "eval_users": 200},
+    )
+    run(["git", "init", "-q"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", *GIT_IDENTITY, "commit", "-qm", "init"], repo)
+    return repo
