@@ -1,4 +1,8 @@
-"""Ingest stage: read the input (or generate the synthetic shop) into Parquet."""
+"""Ingest stage: read the input (or generate the synthetic shop) into Parquet.
+
+The input layout is `ingest.format`. Every repair made to dirty input is counted
+under "fixes" in the metrics file, so `dvc metrics show` shows how dirty it was.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ from typing import Annotated
 
 import typer
 
-from nanorec import data, ingest, synthetic
-from nanorec.io import write_json, write_parquet
-from nanorec.logs import setup_logging
+from nanorec import ingest, synthetic
+from nanorec.io import write_json
+from nanorec.logs import run, setup_logging
 from nanorec.params import load_section, load_seed
 
 app = typer.Typer(add_completion=False)
@@ -25,7 +29,10 @@ def main(
     ),
     params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
 ) -> None:
-    """Read train/test/item files, order histories and cut the validation split."""
+    """Read the input, repair and count defects, order histories, cut the split.
+
+    The Parquet tables in OUT are replaced all together or not at all.
+    """
     setup_logging()
     cfg = load_section(params, "ingest")
     if cfg.format == "synthetic":
@@ -33,15 +40,23 @@ def main(
             cfg.synthetic_users, cfg.synthetic_items, seed=load_seed(params)
         )
     else:
-        raw = ingest.read_challenge(Path(cfg.path))
-    dataset = ingest.normalise(raw)
+        raw = ingest.read_input(cfg.format, Path(cfg.path))
+    dataset = ingest.normalise(
+        raw,
+        dedupe_pairs=cfg.dedupe_pairs,
+        max_history=cfg.max_history,
+        rating_min=cfg.rating_min,
+        rating_max=cfg.rating_max,
+    )
 
-    write_parquet(dataset.interactions, out / data.INTERACTIONS)
-    write_parquet(dataset.items, out / data.ITEMS)
-    write_parquet(dataset.split, out / data.SPLIT)
-    write_parquet(dataset.test_users, out / data.TEST_USERS)
+    # Synthetic item images go to OUT/images, replaced together with the tables.
+    def draw_images(folder: Path) -> None:
+        synthetic.write_images(raw.item_metadata, folder / "images")
+
+    extra = draw_images if cfg.synthetic_images else None
+    ingest.write_dataset(dataset, out, extra=extra)
     write_json(dataset.stats, metrics)
 
 
 if __name__ == "__main__":
-    app()
+    run(app)

@@ -10,7 +10,7 @@ import typer
 
 from nanorec import data, packing
 from nanorec.io import write_json, write_parquet
-from nanorec.logs import setup_logging
+from nanorec.logs import run, setup_logging
 from nanorec.params import load_section
 
 app = typer.Typer(add_completion=False)
@@ -60,4 +60,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    run(app)

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pyarrow.parquet as pq
 import torch
 import typer
 
 from dvclive import Live
-from nanorec import checkpoint, data, embed, packing
+from nanorec import baselines, checkpoint, data, embed, packing, resume
 from nanorec.io import write_json
-from nanorec.logs import setup_logging
+from nanorec.logs import run, setup_logging
 from nanorec.metrics import ranking_metrics
 from nanorec.models.gpt import GPT, GPTConfig
 from nanorec.params import as_dict, load_section, load_seed
-from nanorec.recommend import TransformerScorer, popularity, recommend
-from nanorec.training import seed_everything, train
+from nanorec.recommend import Scorer, TransformerScorer, popularity, recommend
+from nanorec.training import Checkpointing, seed_everything, train
 
 app = typer.Typer(add_completion=False)
 logger = logging.getLogger("stages.train")
@@ -43,9 +46,12 @@ def main(
     live_dir: Annotated[Path, typer.Option(help="dvclive folder")] = Path(
         "dvclive/train"
     ),
+    checkpoints: Annotated[
+        Path, typer.Option(help="resumable training checkpoints (kept across runs)")
+    ] = Path("data/checkpoints/train"),
     params: Annotated[Path, typer.Option(help="params file")] = Path("params.yaml"),
 ) -> None:
-    """Train the transformer, scoring validation users as it goes."""
+    """Train the model family of train.model, scoring validation users."""
     setup_logging()
     cfg = load_section(params, "train")
     block_size = load_section(params, "pack").block_size
@@ -60,6 +66,37 @@ def main(
         artifacts.interactions["item_idx"].to_numpy(), artifacts.n_items
     )
     dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+
+    if cfg.model != "transformer":
+
+        def evaluate_scorer(scorer: Scorer) -> dict:
+            topk = recommend(scorer, histories.users, histories.sequences, 10, popular)
+            return ranking_metrics(topk, targets, 10)
+
+        split = load_section(params, "split")
+        with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+
+            def log_scalar(name: str, value: float, step: int) -> None:
+                live.step = step
+                live.log_metric(name, value)
+
+            fitted = baselines.fit(
+                cfg,
+                artifacts,
+                vectors,
+                seed,
+                split.train_on_validation,
+                evaluate_scorer,
+                log_scalar,
+            )
+        items_hash = checkpoint.items_hash(artifacts.items["item_id"].to_numpy())
+        meta = {"train": as_dict(cfg), "seed": seed, "items_hash": items_hash}
+        checkpoint.save(out, cfg.model, fitted.tensors, {**meta, **fitted.meta})
+        summary = {**fitted.summary, "peak_rss_mib": _peak_rss_mib()}
+        write_json(summary, metrics)
+        resume.clear(checkpoints)  # DVC expects the (empty) checkpoint folder
+        logger.info("training summary %s", json.dumps(summary))
+        return
 
     def evaluate(model: GPT) -> dict:
         topk = recommend(
@@ -88,21 +125,29 @@ def main(
     seed_everything(seed)
     model = GPT(config, content)
 
+    # A checkpoint is resumed only by the run that wrote it: same params and data.
+    run_id = resume.fingerprint(
+        as_dict(cfg),
+        seed,
+        asdict(config),
+        rows.idx,
+        rows.targets,
+        np.zeros(0) if content is None else content.numpy(),
+    )
+    saving = Checkpointing(checkpoints, cfg.checkpoint_interval, run_id)
     with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
 
         def log_metric(name: str, value: float, step: int) -> None:
             live.step = step
             live.log_metric(name, value)
 
-        result = train(model, rows, cfg, seed, evaluate, log_metric)
+        result = train(
+            model, rows, cfg, seed, evaluate, log_metric, checkpointing=saving
+        )
 
-    summary = {
-        "step": result.step,
-        "final_loss": result.losses[-1],
-        "train_seconds": result.seconds,
-        "target_tokens_per_second": result.target_tokens / max(result.seconds, 1e-9),
-        **{f"val_{k}": v for k, v in result.best_metrics.items()},
-    }
+    # The model folder holds only deterministic facts, so two runs of the same
+    # params give identical files; wall times go to the metrics file alone.
+    best = {f"val_{k}": v for k, v in result.best_metrics.items()}
     checkpoint.save_transformer(
         out,
         model,
@@ -110,12 +155,28 @@ def main(
             "train": as_dict(cfg),
             "seed": seed,
             "items_hash": checkpoint.items_hash(artifacts.items["item_id"].to_numpy()),
-            "summary": summary,
+            "step": result.step,
+            **best,
         },
     )
+    summary = {
+        "step": result.step,
+        "final_loss": result.losses[-1],
+        "train_seconds": result.seconds,
+        "target_tokens_per_second": result.target_tokens / max(result.seconds, 1e-9),
+        "resumed_from_step": result.resumed_from,
+        "peak_rss_mib": _peak_rss_mib(),
+        **best,
+    }
     write_json(summary, metrics)
+    resume.clear(checkpoints)
     logger.info("training summary %s", json.dumps(summary))
 
 
+def _peak_rss_mib() -> float:
+    # Peak resident memory of this process; Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 if __name__ == "__main__":
-    app()
+    run(app)

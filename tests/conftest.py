@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Subprocesses (dvc, stage scripts) must use this interpreter's environment.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 GIT_IDENTITY = [
     "-c",
     "user.name=nanorec-tests",
@@ -55,7 +58,23 @@ def edit_params(repo: Path, **sections: dict) -> None:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A committed git + DVC copy of the pipeline files, with a small default."""
-    repo = tmp_path / "repo"
+    return make_project(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def reproduced_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `project` copy on which `dvc repro` has run, shared by one test module.
+
+    The module's tests share its files, so they must not change them.
+    """
+    repo = make_project(tmp_path_factory.mktemp("reproduced"))
+    run(["dvc", "repro"], repo)
+    return repo
+
+
+def make_project(parent: Path) -> Path:
+    """Copy the pipeline files into parent/repo and commit them with git + DVC."""
+    repo = parent / "repo"
     repo.mkdir()
     for name in ("dvc.yaml", "params.yaml", ".gitignore", "pyproject.toml"):
         shutil.copy(ROOT / name, repo / name)

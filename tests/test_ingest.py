@@ -1,10 +1,16 @@
+import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
+import yaml
+from conftest import ROOT, data_root, edit_params, run
 
-from nanorec.ingest import InputError, normalise, read_challenge
+from nanorec.ingest import InputError, normalise, read_challenge, write_dataset
 from nanorec.synthetic import generate
 
 
@@ -96,3 +102,156 @@ def test_synthetic_is_deterministic_and_held_out():
     data = normalise(a)
     assert data.stats["n_items_without_text"] == 0
     assert "&amp;" not in data.items["title"].iloc[0]
+
+
+def small_dataset(tmp_path):
+    train = pd.DataFrame({"user_id": [0, 0, 1, 1], "item_id": [1, 2, 2, 3]})
+    write_challenge(tmp_path / "input", train)
+    return normalise(read_challenge(tmp_path / "input"))
+
+
+def parquet_names(folder):
+    return sorted(p.name for p in folder.glob("*.parquet"))
+
+
+def test_write_dataset_writes_every_table(tmp_path):
+    write_dataset(small_dataset(tmp_path), tmp_path / "out")
+    assert parquet_names(tmp_path / "out") == [
+        "interactions.parquet",
+        "items.parquet",
+        "split.parquet",
+        "test_users.parquet",
+        "users.parquet",
+    ]
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_failed_write_leaves_no_partial_tables(tmp_path):
+    good = small_dataset(tmp_path)
+    # users.parquet is written last; a column Arrow cannot convert fails it after
+    # the other four tables are already written.
+    broken_users = pd.DataFrame({"user_id": [0, 1], "raw_user_id": [1, "b"]})
+    broken = dataclasses.replace(good, users=broken_users)
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        write_dataset(broken, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+    # With an earlier output in place, a failure keeps it whole and unchanged.
+    write_dataset(good, tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        write_dataset(broken, tmp_path / "out")
+    after = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert after == before
+
+
+def test_interrupted_write_leaves_no_partial_tables(tmp_path):
+    def interrupt(folder):
+        assert len(parquet_names(folder)) == 5
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(small_dataset(tmp_path), tmp_path / "out", extra=interrupt)
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_stale_temporary_folder_is_removed(tmp_path):
+    stale = tmp_path / ".out.tmp-killed"
+    stale.mkdir()
+    (stale / "interactions.parquet").write_bytes(b"half a file")
+    write_dataset(small_dataset(tmp_path), tmp_path / "out")
+    assert not stale.exists()
+
+
+def run_ingest_stage(tmp_path, settings):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"seed": 1, "ingest": settings}))
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "stages/ingest.py"),
+            "--params",
+            str(params),
+            "--out",
+            str(tmp_path / "out"),
+            "--metrics",
+            str(tmp_path / "ingest.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_stage_counts_fixes_in_metrics(tmp_path):
+    folder = tmp_path / "input"
+    folder.mkdir()
+    (folder / "All_Test.csv").write_text(
+        "user_id,parent_asin,rating,timestamp\n"
+        "U1,B1,5,1600000000000\nU1,B1,5,1600000000000\nU1,B2,9,1600000001000\n"
+    )
+    result = run_ingest_stage(tmp_path, {"format": "amazon2023", "path": str(folder)})
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "ingest.json").read_text())
+    assert metrics["fixes"]["duplicate_rows_dropped"] == 1
+    assert metrics["fixes"]["ratings_out_of_range_cleared"] == 1
+    assert metrics["n_interactions"] == 2
+    assert len(parquet_names(tmp_path / "out")) == 5
+
+
+def test_stage_bad_input_writes_nothing(tmp_path):
+    folder = tmp_path / "input"
+    folder.mkdir()
+    (folder / "train.csv").write_text("user_id,item_id\n0,1\nx,2\n")
+    (folder / "test.csv").write_text("user_id\n0\n")
+    result = run_ingest_stage(tmp_path, {"format": "challenge", "path": str(folder)})
+    assert result.returncode == 2
+    assert "value 'x' at data row 2 is not a non-negative integer id" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "ingest.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(data_root() is None, reason="NANOREC_DATA_DIR not set")
+def test_dvc_repro_on_amazon_2023_sample(project):
+    sample = data_root() / "amazon-all-beauty-2023-5core"
+    edit_params(
+        project,
+        ingest={"format": "amazon2023", "path": str(sample)},
+        train={"max_steps": 40, "eval_interval": 20, "eval_users": 0},
+    )
+    run(["dvc", "repro"], project)
+    ingest_metrics = json.loads((project / "metrics/ingest.json").read_text())
+    assert ingest_metrics["n_users"] == 253
+    assert ingest_metrics["n_items"] == 356
+    assert ingest_metrics["fixes"]["timestamps_from_milliseconds"] == 2535
+    predict = json.loads((project / "metrics/predict.json").read_text())
+    assert 0.0 <= predict["map@10"] <= 1.0
+
+    shown = run(["dvc", "metrics", "show", "--json"], project).stdout
+    assert "metadata_rows_never_bought" in shown
+
+    nanorec = [sys.executable, "-m", "nanorec.cli", "validate-submission"]
+    checked = run([*nanorec, "data/submission.csv", "--data", "data/ingest"], project)
+    assert "valid, 253 rows" in checked.stdout
+
+    # The same predictions with the raw Amazon ids.
+    run(
+        [
+            sys.executable,
+            "stages/predict.py",
+            "--submission",
+            "raw.csv",
+            "--metrics",
+            "raw.json",
+            "--raw-ids",
+        ],
+        project,
+    )
+    raw = pd.read_csv(project / "raw.csv")
+    source = pd.read_csv(sample / "All_Beauty.csv")
+    assert set(raw["user_id"]) == set(source["user_id"])
+    assert set(" ".join(raw["predictions"]).split()) <= set(source["parent_asin"])
+    run([*nanorec, "raw.csv", "--data", "data/ingest", "--raw-ids"], project)

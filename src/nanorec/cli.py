@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import typer
 
+from nanorec import submission
+from nanorec.commands import inspect, recommend
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -20,6 +23,11 @@ def main() -> None:
     from nanorec.logs import setup_logging
 
     setup_logging()
+
+
+app.command("recommend")(recommend.main)
+app.command("inspect")(inspect.main)
+app.command("validate-submission")(submission.main)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ INTERACTIONS = "interactions.parquet"
 ITEMS = "items.parquet"
 SPLIT = "split.parquet"
 TEST_USERS = "test_users.parquet"
+USERS = "users.parquet"  # user_id -> raw_user_id, for submissions with raw ids
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,24 @@ def sample_histories(
 
 
 def write_submission_frame(
-    users: np.ndarray, topk_idx: np.ndarray, items: pd.DataFrame
+    users: np.ndarray,
+    topk_idx: np.ndarray,
+    items: pd.DataFrame,
+    raw_users: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Challenge submission: user_id and 10 space-separated item ids, best first."""
+    """Challenge submission: user_id and k space-separated item ids, best first.
+
+    With `raw_users` (the ingest users table: user_id, raw_user_id), the frame
+    contains the input's raw ids instead: raw_user_id and items.raw_item_id.
+    """
+    if raw_users is not None:
+        names = np.empty(len(items) + 1, dtype=object)
+        names[items["item_idx"].to_numpy()] = items["raw_item_id"].to_numpy()
+        raw_of = dict(zip(raw_users["user_id"], raw_users["raw_user_id"]))
+        predictions = [" ".join(row) for row in names[topk_idx]]
+        return pd.DataFrame(
+            {"user_id": [raw_of[u] for u in users], "predictions": predictions}
+        )
     item_ids = np.zeros(len(items) + 1, dtype=np.int64)
     item_ids[items["item_idx"].to_numpy()] = items["item_id"].to_numpy()
     ids = item_ids[topk_idx]

@@ -7,6 +7,7 @@ never a truncated Parquet or JSON file that a later stage would read.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -18,6 +19,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from nanorec.errors import OutputError
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +35,37 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as err:
-        raise OSError(f"cannot create output folder {path.parent}: {err}") from err
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        raise _output_error(path, err) from err
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file private (0600); give it the usual umask mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno in _STORAGE_ERRORS:
+            raise _output_error(path, err) from err
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _output_error(path: Path, err: OSError) -> OutputError:
+    reason = err.strerror or str(err)
+    return OutputError(
+        f"cannot write {path}: {reason}. Free disk space or point the output at a "
+        "writable folder; any previous version of the file is unchanged."
+    )
 
 
 def write_parquet(table: pd.DataFrame | pa.Table, path: Path) -> None:

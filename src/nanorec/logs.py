@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sys
+
+import typer
+
+from nanorec.errors import NanorecError
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -12,3 +17,12 @@ def setup_logging(level: int = logging.INFO) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+
+
+def run(app: typer.Typer) -> None:
+    """Run a stage's Typer app; a NanorecError ends it with its message, exit 2."""
+    try:
+        app()
+    except NanorecError as err:
+        logging.getLogger("nanorec").error("%s", err)
+        sys.exit(2)

@@ -8,14 +8,17 @@ before any work is done.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from nanorec.errors import NanorecError
 
-class ParamError(ValueError):
+
+class ParamError(NanorecError, ValueError):
     """A value in params.yaml is missing, unknown or out of range."""
 
 
@@ -25,16 +28,33 @@ class IngestParams:
     path: str = ""
     synthetic_users: int = 3000
     synthetic_items: int = 600
+    synthetic_images: bool = False
+    dedupe_pairs: bool = False
+    max_history: int = 0
+    rating_min: float = 1.0
+    rating_max: float = 5.0
 
     def validate(self) -> None:
-        _check_choice("ingest.format", self.format, ("synthetic", "challenge"))
-        if self.format == "challenge" and not self.path:
+        formats = ("synthetic", "challenge", "amazon2023", "recbole", "sequences")
+        _check_choice("ingest.format", self.format, formats)
+        if self.format != "synthetic" and not self.path:
             raise ParamError(
-                "ingest.path is empty but ingest.format is 'challenge': set it to the "
-                "folder holding train.csv, e.g. -S ingest.path=/data/beauty"
+                f"ingest.path is empty but ingest.format is {self.format!r}: set it "
+                "to the input file or folder, e.g. -S ingest.path=/data/beauty"
             )
         _check_positive("ingest.synthetic_users", self.synthetic_users)
         _check_positive("ingest.synthetic_items", self.synthetic_items)
+        _check_non_negative("ingest.max_history", self.max_history)
+        if self.rating_min > self.rating_max:
+            raise ParamError(
+                f"ingest.rating_min={self.rating_min} is above "
+                f"ingest.rating_max={self.rating_max}"
+            )
+        if self.synthetic_images and self.format != "synthetic":
+            raise ParamError(
+                "ingest.synthetic_images=true needs ingest.format=synthetic: real "
+                "images go in the folder set by siglip_embed.images"
+            )
 
 
 @dataclass(frozen=True)
@@ -48,11 +68,38 @@ class SplitParams:
 @dataclass(frozen=True)
 class EmbedParams:
     encoder: str = "minilm"
+    model: str = ""
+    revision: str = ""
+    inputs: str = "image_or_text"
+    images: str = "inputs/images"
+    average_images: bool = False
     batch_size: int = 128
+    device: str = "cpu"
 
     def validate(self) -> None:
-        _check_choice("siglip_embed.encoder", self.encoder, ("minilm", "none"))
+        _check_choice(
+            "siglip_embed.encoder", self.encoder, ("minilm", "siglip", "none")
+        )
+        _check_choice(
+            "siglip_embed.inputs", self.inputs, ("image", "text", "image_or_text")
+        )
+        if self.encoder == "siglip" and not self.model:
+            raise ParamError(
+                "siglip_embed.model is empty but siglip_embed.encoder is 'siglip': "
+                "set it to a local model folder or a hub id such as "
+                "google/siglip-base-patch16-224 (a hub id needs network or the cache)"
+            )
+        if self.encoder == "minilm" and self.inputs == "image":
+            raise ParamError(
+                "siglip_embed.inputs='image' needs siglip_embed.encoder=siglip: "
+                "minilm encodes text only"
+            )
         _check_positive("siglip_embed.batch_size", self.batch_size)
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ParamError(
+                f"siglip_embed.device={self.device!r} is not one of auto, cpu, mps, "
+                "cuda or cuda:N"
+            )
 
 
 @dataclass(frozen=True)
@@ -61,6 +108,9 @@ class PackParams:
 
     def validate(self) -> None:
         _check_positive("pack.block_size", self.block_size)
+
+
+MODEL_FAMILIES = ("transformer", "svd", "siglip_knn", "lightgcn")
 
 
 @dataclass(frozen=True)
@@ -81,16 +131,58 @@ class TrainParams:
     grad_clip: float = 1.0
     label_smoothing: float = 0.0
     dtype: str = "bfloat16"
+    attention: str = "sdpa"
+    compile: bool = False
+    fused_adamw: bool = True
+    device: str = "cpu"
     eval_interval: int = 100
     eval_users: int = 2000
     keep_best: bool = True
+    checkpoint_interval: int = 100
+    svd_factors: int = 64
+    knn_last_n: int = 1
+    knn_neighbours: int = 200
+    lightgcn_dim: int = 64
+    lightgcn_layers: int = 3
+    lightgcn_steps: int = 1500
+    lightgcn_batch_size: int = 2048
+    lightgcn_lr: float = 5e-3
+    lightgcn_lambda_reg: float = 1e-4
 
     def validate(self) -> None:
-        _check_choice("train.model", self.model, ("transformer",))
+        _check_choice("train.model", self.model, MODEL_FAMILIES)
+        for name in (
+            "svd_factors",
+            "knn_last_n",
+            "knn_neighbours",
+            "lightgcn_dim",
+            "lightgcn_layers",
+            "lightgcn_steps",
+            "lightgcn_batch_size",
+            "lightgcn_lr",
+        ):
+            _check_positive(f"train.{name}", getattr(self, name))
+        _check_non_negative("train.lightgcn_lambda_reg", self.lightgcn_lambda_reg)
         _check_choice("train.dtype", self.dtype, ("bfloat16", "float32"))
+        _check_choice("train.attention", self.attention, ("sdpa", "flex"))
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ParamError(
+                f"train.device={self.device!r} is not one of auto, cpu, cuda or cuda:N"
+            )
+        if self.attention == "flex" and self.device == "cpu":
+            raise ParamError(
+                "train.attention=flex cannot train on CPU because flex_attention has "
+                "no CPU backward pass: set train.attention=sdpa, or train.device to "
+                "cuda or auto on a CUDA machine"
+            )
         for name in ("n_layer", "n_head", "n_embd", "batch_size", "max_steps"):
             _check_positive(f"train.{name}", getattr(self, name))
-        for name in ("warmup_steps", "eval_interval", "eval_users"):
+        for name in (
+            "warmup_steps",
+            "eval_interval",
+            "eval_users",
+            "checkpoint_interval",
+        ):
             _check_non_negative(f"train.{name}", getattr(self, name))
         if self.n_embd % self.n_head:
             raise ParamError(
@@ -118,11 +210,20 @@ class PredictParams:
     exclude_seen: bool = True
     k: int = 10
     batch_size: int = 1024
+    blend_weight: float = 0.0
+    blend_window: int = 3
+    blend_last_n: int = 3
 
     def validate(self) -> None:
         _check_choice("predict.strategy", self.strategy, ("oneshot", "generative"))
         _check_positive("predict.k", self.k)
         _check_positive("predict.batch_size", self.batch_size)
+        if not 0.0 <= self.blend_weight <= 1.0:
+            raise ParamError(
+                f"predict.blend_weight={self.blend_weight} must be in [0, 1]"
+            )
+        _check_positive("predict.blend_window", self.blend_window)
+        _check_positive("predict.blend_last_n", self.blend_last_n)
 
 
 _SECTIONS: dict[str, type] = {

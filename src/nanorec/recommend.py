@@ -101,11 +101,14 @@ class TransformerScorer:
         self.dtype = dtype
 
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        idx, pos, seq_id, last = right_padded(histories, self.block_size)
-        with torch.no_grad(), _autocast(self.dtype):
+        """Return (len(histories), n_items + 1) float32 scores on the CPU."""
+        device = self.model.wte.weight.device
+        batch = right_padded(histories, self.block_size)
+        idx, pos, seq_id, last = (tensor.to(device) for tensor in batch)
+        with torch.no_grad(), _autocast(self.dtype, device.type):
             h = self.model.hidden(idx, pos, seq_id)
-            h_last = h[torch.arange(len(histories)), last]
-            return self.model.logits(h_last).float()
+            h_last = h[torch.arange(len(histories), device=device), last]
+            return self.model.logits(h_last).float().cpu()
 
     def generate(
         self, histories: Sequence[np.ndarray], k: int, exclude_seen: bool
@@ -187,13 +190,18 @@ def load_scorer(folder: Path, dtype: torch.dtype = torch.float32) -> Scorer:
     The config's "model" field names the family; each family stores its tensors in
     the folder's safetensors file.
     """
-    from nanorec import checkpoint
+    from nanorec import baselines, checkpoint
 
-    family = checkpoint.load_config(folder).get("model")
+    config = checkpoint.load_config(folder)
+    family = config.get("model")
     if family == "transformer":
         return TransformerScorer(checkpoint.load_transformer(folder), dtype)
+    if family in baselines.FAMILIES:
+        return baselines.load_scorer(family, config, checkpoint.load_tensors(folder))
     raise ValueError(f"{folder}: unknown model family {family!r} in config.json")
 
 
-def _autocast(dtype: torch.dtype):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
+def _autocast(dtype: torch.dtype, device_type: str = "cpu") -> torch.autocast:
+    return torch.autocast(
+        device_type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16
+    )

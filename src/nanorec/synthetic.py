@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -194,3 +195,98 @@ def _title(rng: np.random.Generator, category: int) -> str:
     noun = nouns[rng.integers(len(nouns))]
     size = rng.choice(["1 oz", "2 oz", "3.4 fl oz", "50 ml", "Travel Size", "Set of 3"])
     return f"{adjective} {noun} &amp; {name} Essentials, {size}"
+
+
+# Item images: one colour and one shape per category, so an image encoder sees the
+# same grouping that the titles carry. Per-item jitter comes from the item's row
+# number, not from the generator's random stream, so the tables stay the same
+# whether images are drawn or not.
+_CATEGORY_COLOURS = [
+    (228, 26, 28),
+    (55, 126, 184),
+    (77, 175, 74),
+    (152, 78, 163),
+    (255, 127, 0),
+    (166, 86, 40),
+    (247, 129, 191),
+    (90, 90, 90),
+]
+_CATEGORY_SHAPES = [
+    "circle",
+    "square",
+    "triangle",
+    "diamond",
+    "wide_bar",
+    "tall_bar",
+    "ring",
+    "cross",
+]
+
+
+def write_images(metadata: pd.DataFrame, folder: Path, size: int = 64) -> int:
+    """Draw PNG images of the synthetic items into `folder`.
+
+    Every item gets `<parent_asin>.png`; every fourth item also gets a second view
+    `<parent_asin>_1.png`, and every tenth item (rows 9, 19, ...) gets none, so the
+    fallback to text has something to do.
+
+    Args:
+        metadata: item_metadata of `generate` (parent_asin, categories).
+        folder: output folder, created when missing.
+        size: image side in pixels.
+
+    Returns:
+        The number of files written.
+    """
+    from PIL import Image, ImageDraw
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [name for name, _ in _CATEGORIES]
+    n_files = 0
+    for row, (asin, categories) in enumerate(
+        zip(metadata["parent_asin"], metadata["categories"])
+    ):
+        if row % 10 == 9:
+            continue
+        category = next(i for i, name in enumerate(names) if f"'{name}'" in categories)
+        views = 2 if row % 4 == 0 else 1
+        for view in range(views):
+            image = Image.new("RGB", (size, size), (250, 248, 240))
+            draw = ImageDraw.Draw(image)
+            _draw_shape(draw, category, row + 7 * view, size)
+            suffix = f"_{view}" if view else ""
+            image.save(folder / f"{asin}{suffix}.png", optimize=False)
+            n_files += 1
+    logger.info("drew %d item images into %s", n_files, folder)
+    return n_files
+
+
+def _draw_shape(draw: object, category: int, jitter: int, size: int) -> None:
+    colour = tuple(
+        min(255, max(0, c + (jitter * 13) % 41 - 20))
+        for c in _CATEGORY_COLOURS[category]
+    )
+    margin = size // 8 + jitter % (size // 8)
+    box = (margin, margin, size - margin, size - margin)
+    left, top, right, bottom = box
+    middle = size // 2
+    shape = _CATEGORY_SHAPES[category]
+    if shape == "circle":
+        draw.ellipse(box, fill=colour)
+    elif shape == "square":
+        draw.rectangle(box, fill=colour)
+    elif shape == "triangle":
+        draw.polygon([(middle, top), (right, bottom), (left, bottom)], fill=colour)
+    elif shape == "diamond":
+        points = [(middle, top), (right, middle), (middle, bottom), (left, middle)]
+        draw.polygon(points, fill=colour)
+    elif shape == "wide_bar":
+        draw.rectangle((left, middle - size // 8, right, middle + size // 8), colour)
+    elif shape == "tall_bar":
+        draw.rectangle((middle - size // 8, top, middle + size // 8, bottom), colour)
+    elif shape == "ring":
+        draw.ellipse(box, outline=colour, width=max(2, size // 10))
+    else:
+        draw.rectangle((left, middle - size // 12, right, middle + size // 12), colour)
+        draw.rectangle((middle - size // 12, top, middle + size // 12, bottom), colour)

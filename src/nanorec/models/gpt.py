@@ -19,6 +19,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import (
+    BlockMask,
+    create_block_mask,
+    flex_attention,
+)
+
+ATTENTION_BACKENDS = ("sdpa", "flex")
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,15 @@ class GPTConfig:
     dropout: float = 0.0
     content_dim: int = 0  # width of the frozen content vectors; 0 disables them
     bias: bool = False
+    # sdpa | flex: the attention kernel. Both compute the same function; flex has
+    # no backward pass on CPU (torch 2.13), so it can train only on CUDA.
+    attention: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTION_BACKENDS:
+            raise ValueError(
+                f"attention={self.attention!r} is not one of {list(ATTENTION_BACKENDS)}"
+            )
 
 
 def document_causal_mask(seq_id: torch.Tensor) -> torch.Tensor:
@@ -49,6 +65,26 @@ def document_causal_mask(seq_id: torch.Tensor) -> torch.Tensor:
     return (same & causal).unsqueeze(1)
 
 
+def document_block_mask(seq_id: torch.Tensor) -> BlockMask:
+    """The mask of `document_causal_mask` as a flex_attention BlockMask.
+
+    Args:
+        seq_id: (B, T) int sequence id of each token.
+
+    Returns:
+        A BlockMask for B rows, shared by all heads, of T queries and T keys.
+    """
+    b, t = seq_id.shape
+
+    def same_sequence_and_past(batch, head, q_idx, kv_idx):
+        same = seq_id[batch, q_idx] == seq_id[batch, kv_idx]
+        return same & (kv_idx <= q_idx)
+
+    return create_block_mask(
+        same_sequence_and_past, b, None, t, t, device=seq_id.device
+    )
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -58,16 +94,35 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | BlockMask) -> torch.Tensor:
+        """Attend within each packed sequence.
+
+        Args:
+            x: (B, T, C) input.
+            mask: (B, 1, T, T) bool mask for SDPA, or the same mask as a BlockMask
+                for flex_attention.
+
+        Returns:
+            (B, T, C) output.
+        """
         b, t, c = x.shape
         q, k, v = self.c_attn(x).split(c, dim=2)
         # (B, T, C) -> (B, n_head, T, head_dim)
         q = q.view(b, t, self.n_head, c // self.n_head).transpose(1, 2)
         k = k.view(b, t, self.n_head, c // self.n_head).transpose(1, 2)
         v = v.view(b, t, self.n_head, c // self.n_head).transpose(1, 2)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        if isinstance(mask, BlockMask):
+            # NOTE: flex_attention has no dropout on the attention weights, so
+            # with flex only the residual and embedding dropouts apply.
+            y = flex_attention(q, k, v, block_mask=mask)
+        else:
+            y = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                dropout_p=self.dropout if self.training else 0.0,
+            )
         y = y.transpose(1, 2).contiguous().view(b, t, c)
         return self.resid_dropout(self.c_proj(y))
 
@@ -91,7 +146,7 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | BlockMask) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), mask)
         return x + self.mlp(self.ln_2(x))
 
@@ -161,7 +216,12 @@ class GPT(nn.Module):
         if self.config.content_dim:
             x = x + self.content_proj(self.content[idx])
         x = self.drop(x)
-        mask = document_causal_mask(seq_id)
+        # One mask per batch, shared by every layer.
+        mask: torch.Tensor | BlockMask
+        if self.config.attention == "flex":
+            mask = document_block_mask(seq_id)
+        else:
+            mask = document_causal_mask(seq_id)
         for block in self.blocks:
             x = block(x, mask)
         return self.ln_f(x)
