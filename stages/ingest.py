@@ -37,7 +37,10 @@ def main(
     cfg = load_section(params, "ingest")
     if cfg.format == "synthetic":
         raw = synthetic.generate(
-            cfg.synthetic_users, cfg.synthetic_items, seed=load_seed(params)
+            cfg.synthetic_users,
+            cfg.synthetic_items,
+            seed=load_seed(params),
+            shape=cfg.synthetic_shape,
         )
     else:
         raw = ingest.read_input(cfg.format, Path(cfg.path))

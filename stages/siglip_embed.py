@@ -42,8 +42,7 @@ def main(
 ) -> None:
     """Encode every item's image or text; an item with neither gets a zero row.
 
-    Besides OUT, writes OUT with .npy (matrix indexed by item_idx) and .faiss (inner
-    product index) suffixes.
+    Beside OUT go a .npy matrix (row = item_idx) and a .faiss inner-product index.
     """
     setup_logging()
     cfg = load_section(params, "siglip_embed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import resource
@@ -15,7 +16,7 @@ import torch
 import typer
 
 from dvclive import Live
-from nanorec import baselines, checkpoint, data, embed, packing, resume
+from nanorec import baselines, checkpoint, data, distributed, embed, packing, resume
 from nanorec.io import write_json
 from nanorec.logs import run, setup_logging
 from nanorec.metrics import ranking_metrics
@@ -121,6 +122,7 @@ def main(
         n_embd=cfg.n_embd,
         dropout=cfg.dropout,
         content_dim=0 if content is None else content.shape[1],
+        attention=cfg.attention,
     )
     seed_everything(seed)
     model = GPT(config, content)
@@ -135,7 +137,14 @@ def main(
         np.zeros(0) if content is None else content.numpy(),
     )
     saving = Checkpointing(checkpoints, cfg.checkpoint_interval, run_id)
-    with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    # Under torchrun every rank trains, but only rank 0 logs and writes outputs.
+    is_main = distributed.from_env().is_main
+    live = (
+        Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+        if is_main
+        else contextlib.nullcontext()
+    )
+    with live:
 
         def log_metric(name: str, value: float, step: int) -> None:
             live.step = step
@@ -144,6 +153,8 @@ def main(
         result = train(
             model, rows, cfg, seed, evaluate, log_metric, checkpointing=saving
         )
+    if not is_main:
+        return
 
     # The model folder holds only deterministic facts, so two runs of the same
     # params give identical files; wall times go to the metrics file alone.

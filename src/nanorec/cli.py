@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from nanorec import submission
+from nanorec import leaderboard, submission
 from nanorec.commands import inspect, recommend
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ def main() -> None:
 app.command("recommend")(recommend.main)
 app.command("inspect")(inspect.main)
 app.command("validate-submission")(submission.main)
+app.command("leaderboard")(leaderboard.main)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class IngestParams:
     path: str = ""
     synthetic_users: int = 3000
     synthetic_items: int = 600
+    synthetic_shape: str = "small"
     synthetic_images: bool = False
     dedupe_pairs: bool = False
     max_history: int = 0
@@ -44,6 +45,9 @@ class IngestParams:
             )
         _check_positive("ingest.synthetic_users", self.synthetic_users)
         _check_positive("ingest.synthetic_items", self.synthetic_items)
+        _check_choice(
+            "ingest.synthetic_shape", self.synthetic_shape, ("small", "challenge")
+        )
         _check_non_negative("ingest.max_history", self.max_history)
         if self.rating_min > self.rating_max:
             raise ParamError(

@@ -71,20 +71,28 @@ class RawTables:
     item_mapping: dict[str, int]
 
 
-def generate(n_users: int, n_items: int, seed: int) -> RawTables:
+def generate(n_users: int, n_items: int, seed: int, shape: str = "small") -> RawTables:
     """Generate a deterministic synthetic shop.
 
     Args:
-        n_users: number of users; each gets 4 to 40 purchases, the last of which is
-            held out as the hidden test item (as in the challenge).
+        n_users: number of users. The last purchase of each is held out as the
+            hidden test item (as in the challenge).
         n_items: number of items; at least 20.
         seed: seed of the NumPy generator; the same seed gives the same tables.
+        shape: "small" gives each user 4 to 40 purchases (one user 120) and walks
+            one user at a time; "challenge" gives the challenge's history lengths
+            (see `challenge_lengths`) and walks all users at once, which scales to
+            the challenge's 868,218 users. The two give different tables.
 
     Returns:
         RawTables with encoded integer ids, timestamps in seconds and item text.
     """
     if n_items < 20:
         raise ValueError(f"synthetic catalog needs at least 20 items, got {n_items}")
+    if shape == "challenge":
+        return _generate_challenge_shape(n_users, n_items, seed)
+    if shape != "small":
+        raise ValueError(f"synthetic shape {shape!r} is not one of small, challenge")
     rng = np.random.default_rng(seed)
 
     # Items: a category, a brand and a title; popularity follows a Zipf-like law.
@@ -290,3 +298,200 @@ def _draw_shape(draw: object, category: int, jitter: int, size: int) -> None:
     else:
         draw.rectangle((left, middle - size // 12, right, middle + size // 12), colour)
         draw.rectangle((middle - size // 12, top, middle + size // 12, bottom), colour)
+
+
+# The challenge's files had 868,218 users, 77,833 items and 2.54 M train rows, and
+# about 70 % of the users had 2 train rows.
+CHALLENGE_USERS = 868_218
+CHALLENGE_ITEMS = 77_833
+_SHARE_OF_TWO = 0.7
+# 2 + a geometric count with this p has mean 2 + 1 / p = 5.08, so the mean train
+# length is 0.7 * 2 + 0.3 * 5.08 = 2.93 and 868,218 users have 2.54 M rows.
+_LONGER_P = 0.3243
+_MAX_LENGTH = 400
+
+
+def challenge_lengths(rng: np.random.Generator, n_users: int) -> np.ndarray:
+    """Purchases per user, held-out test item included, shaped like the challenge.
+
+    70 % of users get 2 train purchases; the rest get 2 plus a geometric count
+    (mean 5.08 in all). The test item adds 1 to each. Capped at 400.
+
+    Returns:
+        (n_users,) int64 lengths, each at least 3.
+    """
+    train = np.full(n_users, 2, dtype=np.int64)
+    longer = rng.random(n_users) >= _SHARE_OF_TWO
+    train[longer] = 2 + rng.geometric(_LONGER_P, size=int(longer.sum()))
+    return np.minimum(train, _MAX_LENGTH - 1) + 1
+
+
+def _generate_challenge_shape(n_users: int, n_items: int, seed: int) -> RawTables:
+    """The synthetic shop with the challenge's lengths, built without user loops.
+
+    The catalog, successor graph and walk follow the same rules as the small
+    shape (see the module docstring), drawn in whole arrays at a time.
+    """
+    rng = np.random.default_rng(seed)
+    n_categories = len(_CATEGORIES)
+    category = rng.integers(0, n_categories, size=n_items)
+    popularity = rng.permutation(1.0 / np.arange(1, n_items + 1) ** 0.8)
+    by_category = [np.flatnonzero(category == c) for c in range(n_categories)]
+    successors = _successors(rng, category, by_category)
+
+    lengths = np.minimum(challenge_lengths(rng, n_users), n_items)
+    favourite = rng.integers(n_categories, size=n_users)
+    walker = _Walker(rng, successors, by_category, popularity)
+    item_col = walker.walk(lengths, favourite)
+    user_col = np.repeat(np.arange(n_users), lengths)
+
+    # Timestamps: a start per user plus the running sum of its gaps.
+    gaps = rng.integers(0, 86_400 * 30, size=len(item_col))
+    gaps[rng.random(len(item_col)) < 0.05] = 0
+    first = np.r_[0, np.cumsum(lengths)[:-1]]
+    running = np.cumsum(gaps)
+    before_user = running[first] - gaps[first]
+    start = rng.integers(1_300_000_000, 1_400_000_000, size=n_users)
+    stamp_col = start[user_col] + running - before_user[user_col]
+
+    is_last = np.r_[user_col[1:] != user_col[:-1], True]
+    train = pd.DataFrame(
+        {
+            "user_id": user_col[~is_last],
+            "item_id": item_col[~is_last],
+            "rating": rng.integers(1, 6, size=int((~is_last).sum())).astype(float),
+            "timestamp": stamp_col[~is_last],
+        }
+    )
+    test = pd.DataFrame({"user_id": np.arange(n_users), "predictions": 0})
+    metadata = _metadata(rng, category)
+    logger.info(
+        "generated %d users, %d items, %d train rows (challenge shape)",
+        n_users,
+        n_items,
+        len(train),
+    )
+    asins = metadata["parent_asin"].tolist()
+    return RawTables(train, test, metadata, dict(zip(asins, range(n_items))))
+
+
+def _successors(
+    rng: np.random.Generator, category: np.ndarray, by_category: list[np.ndarray]
+) -> np.ndarray:
+    """Three distinct successors per item: from its category, 25 % from anywhere."""
+    n_items = len(category)
+    successors = rng.integers(n_items, size=(n_items, 3))
+    local = rng.random(n_items) >= 0.25
+    for members in by_category:
+        rows = members[local[members]]
+        if len(members) >= 4 and len(rows):
+            successors[rows] = members[rng.integers(len(members), size=(len(rows), 3))]
+
+    # Redraw any row with a repeat or a self-loop from the whole catalog.
+    def invalid(block: np.ndarray, items: np.ndarray) -> np.ndarray:
+        repeats = (block[:, 0] == block[:, 1]) | (block[:, 0] == block[:, 2])
+        repeats |= block[:, 1] == block[:, 2]
+        return repeats | (block == items[:, None]).any(axis=1)
+
+    bad = np.flatnonzero(invalid(successors, np.arange(n_items)))
+    while len(bad):
+        successors[bad] = rng.integers(n_items, size=(len(bad), 3))
+        bad = bad[invalid(successors[bad], bad)]
+    return successors
+
+
+class _Walker:
+    """Draws every user's walk over the successor graph, one position at a time."""
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        successors: np.ndarray,
+        by_category: list[np.ndarray],
+        popularity: np.ndarray,
+    ) -> None:
+        self.rng = rng
+        self.successors = successors
+        self.n_items = len(successors)
+        self.by_category = [
+            members if len(members) else np.arange(self.n_items)
+            for members in by_category
+        ]
+        self.cumulative = []
+        for members in self.by_category:
+            weights = np.cumsum(popularity[members])
+            self.cumulative.append(weights / weights[-1])
+        self.successor_cumulative = np.cumsum([0.6, 0.25, 0.15])
+
+    def popular_in(self, categories: np.ndarray) -> np.ndarray:
+        """A popularity-weighted item of each given category."""
+        out = np.empty(len(categories), dtype=np.int64)
+        for c, members in enumerate(self.by_category):
+            rows = np.flatnonzero(categories == c)
+            draws = self.rng.random(len(rows))
+            picks = np.searchsorted(self.cumulative[c], draws, side="right")
+            out[rows] = members[np.minimum(picks, len(members) - 1)]
+        return out
+
+    def walk(self, lengths: np.ndarray, favourite: np.ndarray) -> np.ndarray:
+        """All walks, concatenated in user order; no walk repeats an item.
+
+        Each next item is one of the current item's successors with probability
+        0.75, else a popular item of the user's favourite category; a repeat is
+        redrawn up to 10 times, then replaced by uniform draws until it is new.
+        """
+        first = np.r_[0, np.cumsum(lengths)[:-1]]
+        items = np.empty(int(lengths.sum()), dtype=np.int64)
+        current = self.popular_in(favourite)
+        items[first] = current
+        by_length = np.argsort(-lengths, kind="stable")
+        for position in range(1, int(lengths.max())):
+            active = by_length[: int((lengths > position).sum())]
+            chosen = np.empty(len(active), dtype=np.int64)
+            todo = np.arange(len(active))
+            for _ in range(10):
+                users = active[todo]
+                candidates = self._next(current[users], favourite[users])
+                chosen[todo] = candidates
+                todo = todo[self._seen(items, first[users], position, candidates)]
+                if len(todo) == 0:
+                    break
+            while len(todo):
+                users = active[todo]
+                candidates = self.rng.integers(self.n_items, size=len(users))
+                chosen[todo] = candidates
+                todo = todo[self._seen(items, first[users], position, candidates)]
+            items[first[active] + position] = chosen
+            current[active] = chosen
+        return items
+
+    def _next(self, current: np.ndarray, favourite: np.ndarray) -> np.ndarray:
+        follow = self.rng.random(len(current)) < 0.75
+        slot = np.searchsorted(
+            self.successor_cumulative, self.rng.random(len(current)), side="right"
+        )
+        out = self.successors[current, np.minimum(slot, 2)]
+        out[~follow] = self.popular_in(favourite[~follow])
+        return out
+
+    @staticmethod
+    def _seen(
+        items: np.ndarray, first: np.ndarray, position: int, candidates: np.ndarray
+    ) -> np.ndarray:
+        """Whether each candidate is already among its walk's first items."""
+        earlier = items[first[:, None] + np.arange(position)]
+        return (earlier == candidates[:, None]).any(axis=1)
+
+
+def _metadata(rng: np.random.Generator, category: np.ndarray) -> pd.DataFrame:
+    """item_metadata rows for items of the given categories."""
+    n_items = len(category)
+    return pd.DataFrame(
+        {
+            "parent_asin": [f"S{item:09d}" for item in range(n_items)],
+            "title": [_title(rng, c) for c in category],
+            "store": [_BRANDS[i] for i in rng.integers(len(_BRANDS), size=n_items)],
+            "categories": [f"'Beauty', '{_CATEGORIES[c][0]}'" for c in category],
+            "price": np.round(rng.uniform(2, 80, size=n_items), 2),
+        }
+    )

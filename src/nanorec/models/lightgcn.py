@@ -14,20 +14,27 @@ rebuilds the user's embedding from whatever history it is given. For a history
 equal to the user's training edges this is exactly LightGCN's embedding; for a
 test user it adds the items bought after training (the validation item).
 
-NOTE: the item tables come from the training graph, so an item's own embedding
-does not see edges added at scoring time. A user with no training edge has no
-e_u^(0) and is represented by its history alone.
+NOTE: two departures. Propagation multiplies by the normalised adjacency
+D^-1/2 A D^-1/2 as a sparse CSR matrix, whose backward pass is the same product
+because the matrix is symmetric; on a 2-core CPU this was about 8 times faster per
+step than LightGCN.get_embedding's edge-list message passing on the Beauty-sized
+graph, and a test checks that the two agree. The item tables come from the
+training graph, so an item's own embedding does not see edges added at scoring
+time, and a user with no training edge has no e_u^(0) and is represented by its
+history alone.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch_geometric.nn import LightGCN
-from torch_geometric.utils import degree
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import degree, to_torch_csr_tensor
 
 from nanorec.models.svd import history_matrix
 
@@ -37,7 +44,8 @@ class Graph:
     """Unique (user, item) training pairs and the graph built from them.
 
     users: (E,) int64 user rows in 0..n_users-1; items: (E,) int64 item_idx;
-    edge_index: (2, 2E) int64 edges in both directions between node ids.
+    edge_index: (2, 2E) int64 edges in both directions between node ids;
+    adjacency: (n_nodes, n_nodes) float32 sparse CSR D^-1/2 A D^-1/2.
     """
 
     n_users: int
@@ -45,6 +53,7 @@ class Graph:
     users: torch.Tensor
     items: torch.Tensor
     edge_index: torch.Tensor
+    adjacency: torch.Tensor
 
     @property
     def n_nodes(self) -> int:
@@ -74,7 +83,47 @@ def build_graph(
     edge_index = torch.cat(
         [torch.stack([users, item_nodes]), torch.stack([item_nodes, users])], dim=1
     )
-    return Graph(n_users, n_items, users, items, edge_index)
+    n_nodes = n_users + n_items
+    # LGConv's normalisation: edge j -> i weighs 1 / sqrt(deg(i) deg(j)).
+    norm_index, weight = gcn_norm(edge_index, None, n_nodes, add_self_loops=False)
+    # Row i of the matrix gathers the messages sent to node i. torch warns that
+    # CSR support is in beta and that invariant checks are off; both are known.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse (CSR|invariant)")
+        adjacency = to_torch_csr_tensor(norm_index.flip(0), weight, (n_nodes, n_nodes))
+    return Graph(n_users, n_items, users, items, edge_index, adjacency)
+
+
+class _SymmetricSpmm(torch.autograd.Function):
+    """adjacency @ x, whose gradient is adjacency @ grad for a symmetric matrix."""
+
+    @staticmethod
+    def forward(ctx, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adjacency = adjacency
+        return adjacency @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, ctx.adjacency @ grad
+
+
+def propagate(model: LightGCN, graph: Graph) -> list[torch.Tensor]:
+    """Layer embeddings e^(0), ..., e^(L) of every node, each (n_nodes, dim).
+
+    Equal to the layers that LightGCN.get_embedding sums with weights alpha.
+    """
+    x = model.embedding.weight
+    layers = [x]
+    for _ in model.convs:
+        x = _SymmetricSpmm.apply(graph.adjacency, x)
+        layers.append(x)
+    return layers
+
+
+def final_embedding(model: LightGCN, graph: Graph) -> torch.Tensor:
+    """Return (n_nodes, dim) sum_l alpha_l e^(l), as LightGCN.get_embedding."""
+    layers = propagate(model, graph)
+    return sum(layer * model.alpha[i] for i, layer in enumerate(layers))
 
 
 def bpr_loss(
@@ -99,7 +148,7 @@ def bpr_loss(
     users = graph.users[batch]
     positives = graph.n_users + graph.items[batch] - 1
     negatives = graph.n_users + negatives - 1
-    embedding = model.get_embedding(graph.edge_index)  # (n_nodes, dim)
+    embedding = final_embedding(model, graph)  # (n_nodes, dim)
     user_vectors = embedding[users]
     pos_rank = (user_vectors * embedding[positives]).sum(dim=-1)
     neg_rank = (user_vectors * embedding[negatives]).sum(dim=-1)
@@ -143,21 +192,17 @@ def fold_in_tables(model: LightGCN, graph: Graph) -> dict[str, torch.Tensor]:
         without edges and for padding; "item_final": (n_items + 1, dim) final item
         embeddings, zero for padding.
     """
-    x = model.embedding.weight
+    layers = propagate(model, graph)
     alpha = model.alpha
-    fold = torch.zeros_like(x)
-    out = x * alpha[0]
-    for layer, conv in enumerate(model.convs):
-        fold = fold + x * alpha[layer + 1]
-        x = conv(x, graph.edge_index)
-        out = out + x * alpha[layer + 1]
+    out = sum(layer * alpha[i] for i, layer in enumerate(layers))
+    fold = sum(layer * alpha[i + 1] for i, layer in enumerate(layers[:-1]))
     deg = degree(graph.edge_index[1], graph.n_nodes)
     inv_sqrt = torch.where(deg > 0, deg.clamp(min=1).rsqrt(), torch.zeros_like(deg))
     fold = fold * inv_sqrt.unsqueeze(1)
 
     user_base = model.embedding.weight[: graph.n_users] * alpha[0]
     user_base = user_base * (deg[: graph.n_users] > 0).unsqueeze(1)
-    pad = torch.zeros(1, x.shape[1])
+    pad = torch.zeros(1, out.shape[1])
     return {
         "user_base": user_base.detach().clone(),
         "item_fold": torch.cat([pad, fold[graph.n_users :]]).detach().clone(),
