@@ -1,10 +1,11 @@
 """Seconds per LightGCN training step: PyG's edge-list propagation against CSR.
 
-Builds the training graph of an ingest folder (validation items left out), then
-times forward plus backward of the full-graph propagation that every BPR step
-does, two ways: `LightGCN.get_embedding` on the edge list (PyG's message passing)
-and `nanorec.models.lightgcn.final_embedding` (one sparse CSR product per layer).
-Prints one JSON line per way with the median of --repeats timed runs.
+Builds the training graph of an ingest folder, without the validation items. Then
+it times the forward and backward pass of the full-graph propagation that every
+BPR step does, in two ways. One is `LightGCN.get_embedding` on the edge list
+(PyG's message passing), the other `nanorec.models.lightgcn.final_embedding` (one
+sparse CSR product per layer). It prints one JSON line per way with the median of
+--repeats timed runs.
 
 Example (real Beauty data, after the ingest stage):
 

@@ -1,10 +1,11 @@
 """Scoring throughput: oneshot top-10 over the whole catalog for every test user.
 
-Scores the test users of an ingest folder (their full histories, seen items
-excluded) through `nanorec.recommend.recommend`, the path of the predict stage,
-for the transformer at each size in bfloat16 and float32 autocast, and for SVD.
+Scores the test users of an ingest folder from their full histories, with seen
+items excluded, through `nanorec.recommend.recommend` as the predict stage does.
+It times the transformer at each size in bfloat16 and float32 autocast, and SVD.
 Speed does not depend on the weights, so the transformers are freshly
-initialised; SVD is fitted on the training pairs first (fit time reported apart).
+initialised. SVD is fitted on the training pairs first, and the fit time is
+reported apart.
 
 Example (real Beauty data after the ingest stage):
 
@@ -70,11 +71,16 @@ def main(
     svd_factors: Annotated[int, typer.Option(help="SVD factors")] = 64,
     block_size: Annotated[int, typer.Option(help="transformer context")] = 32,
     batch_size: Annotated[int, typer.Option(help="users per scorer call")] = 1024,
+    threads: Annotated[
+        int, typer.Option(help="torch threads; 0 keeps torch's default")
+    ] = 0,
     results: Annotated[Path, typer.Option(help="JSON lines output")] = Path(
-        "benchmarks/results/scoring.jsonl"
+        "scoring.jsonl"
     ),
 ) -> None:
     """Time top-10 scoring of every test user for each model."""
+    if threads:
+        torch.set_num_threads(threads)
     artifacts = data.load(ingested)
     histories = data.test_histories(artifacts)
     popular = popularity(

@@ -2,9 +2,9 @@
 reaches a target.
 
 Runs `stages/train.py` as a child process on existing ingest, embed and pack
-outputs, reads its log as it runs and stamps every validation line with the wall
-time since the process started (data loading and the evaluations included). The
-run stops once MAP@10 reaches the target, or at max_steps.
+outputs and reads its log as it runs. Every validation line gets the wall time
+since the process started, so data loading and the evaluations count. The run
+stops once MAP@10 reaches the target, or at max_steps.
 
 Example (real Beauty data, after the ingest, siglip_embed and pack stages):
 
@@ -15,6 +15,7 @@ Example (real Beauty data, after the ingest, siglip_embed and pack stages):
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -50,8 +51,11 @@ def main(
         int, typer.Option(help="validation users per evaluation; 0 means all")
     ] = 0,
     label: Annotated[str, typer.Option(help="name of this run in the results")] = "",
+    threads: Annotated[
+        int, typer.Option(help="OMP_NUM_THREADS of the stage; 0 keeps the default")
+    ] = 0,
     results: Annotated[Path, typer.Option(help="JSON lines output")] = Path(
-        "benchmarks/results/time_to_quality.jsonl"
+        "time_to_quality.jsonl"
     ),
 ) -> None:
     """Train until validation MAP@10 reaches the target; report the wall time."""
@@ -88,7 +92,8 @@ def main(
 
     load_before = load_average()
     start = time.perf_counter()
-    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     curve, reached = [], None
     assert child.stderr is not None
     for line in child.stderr:
@@ -114,6 +119,7 @@ def main(
         "target": target,
         "eval_interval": eval_interval,
         "eval_users": eval_users,
+        "stage_threads": threads or None,
         "reached": reached is not None,
         "seconds_to_target": reached["seconds"] if reached else None,
         "step_at_target": reached["step"] if reached else None,

@@ -1,11 +1,11 @@
 """Training throughput in real (non-padding) target tokens per second.
 
-Trains each model size on the same histories laid out two ways, packed rows (the
-pack stage's layout) and one padded window per row, for the same number of steps
-with the same rows per step, through `nanorec.training.train`. Variants change
-train params (dtype, compile, fused_adamw, attention) to measure each switch.
-Throughput counts the steps after the warm-up steps only, so compilation and
-first-call costs are left out (and reported apart as warmup_s).
+Trains each model size through `nanorec.training.train` on the same histories in
+two layouts: packed rows, as the pack stage writes them, and one padded window
+per row. Both layouts run the same number of steps with the same rows per step.
+Variants change train params (dtype, compile, fused_adamw, attention) to measure
+each switch. Throughput counts only the steps after the warm-up steps, so that
+compilation and first calls are left out; their time is reported as warmup_s.
 
 Example (real Beauty data, after the ingest, siglip_embed and pack stages):
 
@@ -124,13 +124,18 @@ def main(
     warmup: Annotated[int, typer.Option(help="first steps left out of timing")] = 5,
     batch_size: Annotated[int, typer.Option(help="rows per step")] = 128,
     block_size: Annotated[int, typer.Option(help="tokens per row")] = 32,
+    threads: Annotated[
+        int, typer.Option(help="torch threads; 0 keeps torch's default")
+    ] = 0,
     results: Annotated[Path, typer.Option(help="JSON lines output")] = Path(
-        "benchmarks/results/train_speed.jsonl"
+        "train_speed.jsonl"
     ),
 ) -> None:
     """Measure training tokens/s for every size x layout x variant."""
     if not 0 < warmup < steps:
         raise typer.BadParameter(f"--warmup={warmup} must be in [1, --steps)")
+    if threads:
+        torch.set_num_threads(threads)
     artifacts, sequences = training_sequences(ingested)
     content = read_content(vectors, artifacts.n_items)
     layouts = {

@@ -24,9 +24,7 @@ BLOCK = 16
 def random_packed_batch(seed: int):
     """Packed rows of random histories (2 to 20 items), padding rows included."""
     rng = np.random.default_rng(seed)
-    sequences = [
-        rng.integers(1, 50, size=int(rng.integers(2, 21))) for _ in range(30)
-    ]
+    sequences = [rng.integers(1, 50, size=int(rng.integers(2, 21))) for _ in range(30)]
     return pack(sequences, BLOCK)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import edit_params, run
 from safetensors.torch import load_file, save_file
 
 from nanorec import distributed
@@ -57,7 +58,8 @@ def worker(out: Path) -> None:
 def test_shards_cover_the_batch_once():
     batch = torch.arange(13)
     shards = [
-        distributed.shard(batch, distributed.Context(rank, rank, 3)) for rank in range(3)
+        distributed.shard(batch, distributed.Context(rank, rank, 3))
+        for rank in range(3)
     ]
     assert [len(s) for s in shards] == [5, 4, 4]
     assert sorted(torch.cat(shards).tolist()) == list(range(13))
@@ -114,6 +116,40 @@ def test_two_processes_match_one(tmp_path):
     assert np.allclose(losses0, single.losses, rtol=1e-5, atol=1e-6)
     for name, value in model.state_dict().items():
         assert torch.allclose(value, rank0[name], rtol=1e-4, atol=1e-5), name
+
+
+@pytest.mark.slow
+def test_train_stage_under_torchrun_writes_outputs_once(project):
+    edit_params(
+        project,
+        siglip_embed={"encoder": "none"},
+        train={"siglip": False, "max_steps": 12, "eval_interval": 6},
+    )
+    run(["dvc", "repro", "pack", "siglip_embed"], project)
+    outputs = {
+        "--out": "out/model",
+        "--metrics": "out/train.json",
+        "--live-dir": "out/live",
+        "--checkpoints": "out/checkpoints",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "stages/train.py",
+        *("--ingested", "data/ingest", "--packed", "data/pack/train.parquet"),
+        *("--vectors", "data/embed/item_vectors.parquet"),
+        *(item for pair in outputs.items() for item in pair),
+    ]
+    run(command, project, env={"OMP_NUM_THREADS": "1"})
+    summary = json.loads((project / "out/train.json").read_text())
+    assert summary["step"] in (6, 12)
+    assert (project / "out/model/model.safetensors").exists()
+    steps = (project / "out/live/plots/metrics/train/loss.tsv").read_text()
+    # One header and one line per step: rank 1 logged nothing.
+    assert len(steps.strip().splitlines()) == 13
 
 
 if __name__ == "__main__":

@@ -25,17 +25,20 @@ ORIGINAL_ORDER = [
     "with_decay",
     "all_data",
 ]
+# Variants added after the original eight, in file order.
+EXTRA_VARIANTS = ["siglip_blend"]
 
 
 def test_variants_file_lists_the_eight_variants_in_order():
     variants = leaderboard.load_variants(ROOT / "variants.yaml")
-    assert [v.name for v in variants] == ORIGINAL_ORDER
+    assert [v.name for v in variants][:8] == ORIGINAL_ORDER
+    assert [v.name for v in variants][8:] == EXTRA_VARIANTS
     comparable = {v.name: v.comparable for v in variants}
     assert comparable.pop("all_data") is False
     assert all(comparable.values())
 
 
-@pytest.mark.parametrize("name", ORIGINAL_ORDER)
+@pytest.mark.parametrize("name", ORIGINAL_ORDER + EXTRA_VARIANTS)
 def test_each_variant_gives_valid_params(name, tmp_path):
     variants = {v.name: v for v in leaderboard.load_variants(ROOT / "variants.yaml")}
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -82,7 +85,9 @@ def test_transformer_variants_share_one_recipe():
     for name, spec in raw["variants"].items():
         uses_recipe = "transformer_recipe" in (spec.get("use") or [])
         assert uses_recipe == (spec["set"].get("train.model") is None), name
-        if uses_recipe:
+        # The extra variants may change the schedule on purpose (siglip_blend
+        # stops at 600 steps); the original eight must share it exactly.
+        if uses_recipe and name in ORIGINAL_ORDER:
             repeated = set(recipe) & set(spec["set"])
             assert not repeated, f"{name} repeats recipe keys {repeated}"
 

@@ -40,8 +40,8 @@ MetricLogger = Callable[[str, float, int], None]
 class Fitted:
     """A fitted family: its tensors, config entries and training summary.
 
-    meta holds only deterministic facts (it goes into config.json); summary adds
-    the wall time and goes into the train stage's metrics file.
+    meta holds only deterministic facts because it goes into config.json. summary
+    adds the wall time and goes into the train stage's metrics file.
     """
 
     tensors: dict[str, torch.Tensor]
@@ -52,11 +52,11 @@ class Fitted:
 def training_pairs(
     artifacts: Artifacts, train_on_validation: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Training interactions as aligned (user_id, item_idx) arrays.
+    """Return the training interactions as aligned (user_id, item_idx) arrays.
 
-    Each validation user's last interaction is its validation item and is left
-    out unless train_on_validation is true, the same rule that
-    data.training_sequences applies to the transformer's training rows.
+    Each validation user's last interaction is its validation item, which is left
+    out unless train_on_validation is true. data.training_sequences applies the
+    same rule to the transformer's training rows.
 
     Returns:
         (user_id, item_idx) int64 arrays sorted by user_id, then position.
@@ -136,7 +136,7 @@ def fit(
 def fit_svd(
     users: np.ndarray, items: np.ndarray, n_items: int, params: TrainParams, seed: int
 ) -> Fitted:
-    """PureSVD item factors of the binary user-item matrix of the pairs."""
+    """Compute PureSVD item factors of the pairs' binary user-item matrix."""
     cuts = np.flatnonzero(users[1:] != users[:-1]) + 1
     matrix = svd.history_matrix(np.split(items, cuts), n_items)
     n_factors = params.svd_factors
@@ -161,7 +161,7 @@ def fit_svd(
 def fit_knn(
     items: np.ndarray, n_items: int, vectors: Path, params: TrainParams
 ) -> Fitted:
-    """Normalised content vectors plus the popularity fallback of the kNN scorer."""
+    """Read and normalise the content vectors, and rank the popularity fallback."""
     if not Path(vectors).exists():
         raise FileNotFoundError(
             f"{vectors} does not exist: run the siglip_embed stage first"

@@ -128,7 +128,7 @@ def parse_sets(values: list[str]) -> dict[str, Any]:
 
 
 def select(variants: list[Variant], only: list[str]) -> list[Variant]:
-    """The variants named in `only` (all when empty), in file order."""
+    """Return the variants named in `only` (all when empty), in file order."""
     if not only:
         return variants
     wanted = [name for item in only for name in item.split(",") if name]
@@ -142,7 +142,7 @@ def select(variants: list[Variant], only: list[str]) -> list[Variant]:
 
 
 def set_arguments(overrides: dict[str, Any]) -> list[str]:
-    """`-S key=value` arguments for dvc exp run, values written as YAML scalars."""
+    """Build `-S key=value` arguments for dvc exp run, values as YAML scalars."""
     args = []
     for key, value in overrides.items():
         text = yaml.safe_dump(value, default_flow_style=True).strip()
@@ -201,7 +201,7 @@ def queue_and_run(
 
 
 def collect(shown: list[dict], variants: list[Variant]) -> list[Result]:
-    """Pick each variant's metrics out of `dvc exp show --json` output.
+    """Pick each variant's metrics out of the `dvc exp show --json` output.
 
     Args:
         shown: the parsed JSON, a list of baseline commits with experiments.
@@ -249,19 +249,21 @@ def _rank(results: list[Result]) -> None:
 
 
 def markdown_table(results: list[Result]) -> str:
-    """The comparison as a Markdown table, in variants-file order."""
+    """Format the comparison as a Markdown table, in variants-file order."""
     header = ["rank", "variant", *[title for title, _, _ in COLUMNS], "note"]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] * 2 + ["---:"] * len(COLUMNS) + ["---"]) + "|",
     ]
     for result in results:
+        notes = []
         if not result.comparable:
-            note = NOT_COMPARABLE
-        elif result.state != "success":
-            note = f"experiment {result.state}; see `dvc queue logs {result.name}`"
-        else:
-            note = ""
+            notes.append(NOT_COMPARABLE)
+        if result.state != "success":
+            notes.append(
+                f"experiment {result.state}, see `dvc queue logs {result.name}`"
+            )
+        note = "; ".join(notes)
         cells = [
             "n/c" if not result.comparable else str(result.rank or "-"),
             result.name,
@@ -281,7 +283,7 @@ def _format(title: str, value: float | None) -> str:
 
 
 def plot(results: list[Result], path: Path) -> None:
-    """Bar chart of MAP@10, HR@10 and NDCG@10 per variant, written as a PNG.
+    """Draw MAP@10, HR@10 and NDCG@10 per variant as bars and save a PNG.
 
     Variants that are not comparable are drawn grey and hatched.
     """

@@ -148,9 +148,9 @@ class TrainParams:
     knn_neighbours: int = 200
     lightgcn_dim: int = 64
     lightgcn_layers: int = 3
-    lightgcn_steps: int = 1500
-    lightgcn_batch_size: int = 2048
-    lightgcn_lr: float = 5e-3
+    lightgcn_steps: int = 400
+    lightgcn_batch_size: int = 8192
+    lightgcn_lr: float = 2e-2
     lightgcn_lambda_reg: float = 1e-4
 
     def validate(self) -> None:

@@ -75,9 +75,13 @@ def recommend(
     if k > scorer.n_items:
         raise ValueError(f"k={k} exceeds the catalog size {scorer.n_items}")
     out = np.zeros((len(users), k), dtype=np.int64)
-    has_history = np.array([len(h) > 0 for h in histories], dtype=bool)
+    lengths = np.fromiter((len(h) for h in histories), dtype=np.int64)
+    has_history = lengths > 0
     out[~has_history] = popular[:k]
+    # Users in order of history length, so that each batch pads its histories
+    # to a similar length and a transformer spends little work on padding.
     todo = np.flatnonzero(has_history)
+    todo = todo[np.argsort(lengths[todo], kind="stable")]
     starts = range(0, len(todo), batch_size)
     for start in tqdm(starts, desc="scoring", disable=not progress, unit="batch"):
         batch = todo[start : start + batch_size]

@@ -3,9 +3,9 @@
 Cremonesi, Koren and Turrin, "Performance of Recommender Algorithms on Top-N
 Recommendation Tasks" (RecSys 2010). With X = U S V^T truncated to f factors, a
 user's scores are x V V^T, where x is the user's 0/1 row over the catalog. The
-product x V equals the user's row of U S, so any history can be folded in without
-per-user parameters: a validation user is scored from the history before the
-held-out item and a test user from the whole history, with the same item factors.
+product x V equals the user's row of U S, so any history folds in without per-user
+parameters. A validation user is scored from the history before the held-out item
+and a test user from the whole history, both with the same item factors.
 
 NOTE: a user who bought an item several times has a 1 in its cell, not the count.
 """
@@ -85,7 +85,7 @@ class SVDScorer:
         self._factors_np = self.item_factors.numpy()
 
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        """Return (B, n_items + 1) scores; `users` is unused (histories fold in)."""
+        """Return (B, n_items + 1) scores; `users` is unused, histories fold in."""
         rows = history_matrix(histories, self.n_items)
         user_factors = torch.from_numpy(np.asarray(rows @ self._factors_np))  # (B, f)
         return user_factors @ self.item_factors.T
