@@ -19,6 +19,10 @@ from nanorec.params import ParamError, TrainParams, from_dict
 from nanorec.training import train
 
 BLOCK = 16
+# flex_attention warns when it runs eagerly (unfused); these tests want eager.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:flex_attention called without torch.compile"
+)
 
 
 def random_packed_batch(seed: int):

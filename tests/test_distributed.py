@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from nanorec import distributed
 from nanorec.models.gpt import GPT, GPTConfig
 from nanorec.packing import pack
-from nanorec.params import TrainParams
+from nanorec.params import ParamError, TrainParams
 from nanorec.training import train
 
 N_STEPS = 6
@@ -83,6 +83,14 @@ def test_context_from_torchrun_environment():
 def test_rank_outside_world_is_rejected():
     with pytest.raises(ValueError, match="RANK=2 must be in"):
         distributed.from_env({"RANK": "2", "WORLD_SIZE": "2"})
+
+
+def test_cuda_device_without_cuda_is_rejected():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ParamError, match="train.device='cuda' but CUDA is not"):
+        distributed.resolve_device("cuda", distributed.Context())
+    assert distributed.resolve_device("auto", distributed.Context()).type == "cpu"
 
 
 @pytest.mark.slow

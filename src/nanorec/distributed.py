@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from nanorec.params import ParamError
+
 logger = logging.getLogger(__name__)
 
 
@@ -85,11 +87,11 @@ def resolve_device(requested: str, context: Context) -> torch.device:
         The torch device.
 
     Raises:
-        ValueError: CUDA was requested but is not available, or the value is
+        ParamError: CUDA was requested but is not available, or the value is
             invalid.
     """
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", requested):
-        raise ValueError(
+        raise ParamError(
             f"train.device={requested!r} is not one of auto, cpu, cuda or cuda:N"
         )
     if requested == "auto":
@@ -97,7 +99,7 @@ def resolve_device(requested: str, context: Context) -> torch.device:
     if requested == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise ValueError(
+        raise ParamError(
             f"train.device={requested!r} but CUDA is not available here: "
             "set train.device=cpu or auto"
         )

@@ -80,8 +80,8 @@ def generate(n_users: int, n_items: int, seed: int, shape: str = "small") -> Raw
         n_items: number of items; at least 20.
         seed: seed of the NumPy generator; the same seed gives the same tables.
         shape: "small" gives each user 4 to 40 purchases (one user 120) and walks
-            one user at a time; "challenge" gives the challenge's history lengths
-            (see `challenge_lengths`) and walks all users at once, which scales to
+            one user at a time. "challenge" gives the challenge's history lengths
+            (see `challenge_lengths`) and walks all users at once, so it scales to
             the challenge's 868,218 users. The two give different tables.
 
     Returns:
@@ -327,7 +327,7 @@ def challenge_lengths(rng: np.random.Generator, n_users: int) -> np.ndarray:
 
 
 def _generate_challenge_shape(n_users: int, n_items: int, seed: int) -> RawTables:
-    """The synthetic shop with the challenge's lengths, built without user loops.
+    """Generate the synthetic shop with the challenge's lengths, without user loops.
 
     The catalog, successor graph and walk follow the same rules as the small
     shape (see the module docstring), drawn in whole arrays at a time.
@@ -424,7 +424,7 @@ class _Walker:
         self.successor_cumulative = np.cumsum([0.6, 0.25, 0.15])
 
     def popular_in(self, categories: np.ndarray) -> np.ndarray:
-        """A popularity-weighted item of each given category."""
+        """Draw a popularity-weighted item of each given category."""
         out = np.empty(len(categories), dtype=np.int64)
         for c, members in enumerate(self.by_category):
             rows = np.flatnonzero(categories == c)
@@ -434,10 +434,10 @@ class _Walker:
         return out
 
     def walk(self, lengths: np.ndarray, favourite: np.ndarray) -> np.ndarray:
-        """All walks, concatenated in user order; no walk repeats an item.
+        """Draw all walks, concatenated in user order; no walk repeats an item.
 
         Each next item is one of the current item's successors with probability
-        0.75, else a popular item of the user's favourite category; a repeat is
+        0.75, else a popular item of the user's favourite category. A repeat is
         redrawn up to 10 times, then replaced by uniform draws until it is new.
         """
         first = np.r_[0, np.cumsum(lengths)[:-1]]
@@ -478,7 +478,7 @@ class _Walker:
     def _seen(
         items: np.ndarray, first: np.ndarray, position: int, candidates: np.ndarray
     ) -> np.ndarray:
-        """Whether each candidate is already among its walk's first items."""
+        """Check whether each candidate is already among its walk's first items."""
         earlier = items[first[:, None] + np.arange(position)]
         return (earlier == candidates[:, None]).any(axis=1)
 

@@ -181,7 +181,8 @@ def train(
     resumed_from = state.step
     net = _wrap(model, params, context, device)
     if context.rank > 0:
-        # Dropout masks of their own, unlike rank 0's, which match one process.
+        # Other ranks draw their own dropout masks; rank 0 keeps the random
+        # stream of a single process.
         torch.manual_seed(seed + 7919 * context.rank + state.step)
 
     def save_checkpoint() -> None:

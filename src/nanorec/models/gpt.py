@@ -66,7 +66,7 @@ def document_causal_mask(seq_id: torch.Tensor) -> torch.Tensor:
 
 
 def document_block_mask(seq_id: torch.Tensor) -> BlockMask:
-    """The mask of `document_causal_mask` as a flex_attention BlockMask.
+    """Build the mask of `document_causal_mask` as a flex_attention BlockMask.
 
     Args:
         seq_id: (B, T) int sequence id of each token.
