@@ -5,13 +5,17 @@
 #
 # Usage: NANOREC_DATA_DIR=/path/to/data bash benchmarks/speed.sh [WORK]
 # NANOREC_DATA_DIR must contain amazon-beauty-2014-kaggle/. Results go to
-# WORK/*.jsonl (default WORK: /tmp/nanorec-speed). Takes about an hour on an idle
-# 2-core machine, most of it the challenge-scale predict stages.
+# WORK/*.jsonl (default WORK: /tmp/nanorec-speed). THREADS=1 gives each timed run
+# one torch thread, which suits a machine shared with other jobs; unset, torch
+# picks its default. Estimated at about an hour on an idle 2-core machine, most
+# of it the challenge-scale predict stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${1:-/tmp/nanorec-speed}"
 beauty="${NANOREC_DATA_DIR:?set NANOREC_DATA_DIR to the folder with the data}/amazon-beauty-2014-kaggle"
 py=.venv/bin/python
+threads=(--threads "${THREADS:-0}")
+if [[ "${THREADS:-0}" != 0 ]]; then export OMP_NUM_THREADS="$THREADS"; fi
 mkdir -p "$work"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -26,10 +30,12 @@ vectors="$work/beauty/embed/vectors.parquet"
 # Training throughput: both sizes, packed vs padded, then each switch.
 $py benchmarks/train_speed.py --ingested "$ingested" --vectors "$vectors" \
     --size original --size default --layout packed --layout padded \
-    --variant bf16: --variant fp32:dtype=float32 --results "$work/train_speed.jsonl"
+    --variant bf16: --variant fp32:dtype=float32 "${threads[@]}" \
+    --results "$work/train_speed.jsonl"
 $py benchmarks/train_speed.py --ingested "$ingested" --vectors "$vectors" \
     --size original --size default --layout packed --steps 60 --warmup 20 \
-    --variant compiled:compile=true --variant unfused:fused_adamw=false \
+    --variant bf16: --variant compiled:compile=true \
+    --variant unfused:fused_adamw=false "${threads[@]}" \
     --results "$work/train_speed.jsonl"
 
 # Time to validation MAP@10 0.026 (all 22,363 validation users per evaluation).
@@ -38,17 +44,20 @@ for size in default original; do
         dims=(--set train.n_layer=6 --set train.n_head=6 --set train.n_embd=192); fi
     $py benchmarks/time_to_quality.py --ingested "$ingested" \
         --packed "$work/beauty/pack/train.parquet" --vectors "$vectors" \
-        --work "$work/ttq-$size" --label "$size" "${dims[@]}" \
+        --work "$work/ttq-$size" --label "$size" "${dims[@]}" "${threads[@]}" \
         --set train.batch_size=128 --set train.max_steps=2000 \
         --results "$work/time_to_quality.jsonl"
 done
 
 # Top-10 over all items for all 22,363 users: transformers (bf16, fp32) and SVD.
-$py benchmarks/scoring.py --ingested "$ingested" --results "$work/scoring.jsonl"
+$py benchmarks/scoring.py --ingested "$ingested" "${threads[@]}" \
+    --results "$work/scoring.jsonl"
+$py benchmarks/optimizer_step.py --n-items 12101 --n-items 77833 \
+    --results "$work/optimizer_step.jsonl"
 
 # The challenge's size: every stage's time and memory, SVD and transformer.
 $py benchmarks/challenge_scale.py --work "$work/challenge" \
     --results "$work/challenge_scale.jsonl"
 $py benchmarks/scoring.py --ingested "$work/challenge/ingest" --size default \
-    --dtype bfloat16 --no-svd --results "$work/scoring.jsonl"
+    --dtype bfloat16 --no-svd "${threads[@]}" --results "$work/scoring.jsonl"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
