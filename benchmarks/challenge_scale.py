@@ -21,8 +21,8 @@ from typing import Annotated
 
 import typer
 import yaml
-from common import ROOT, apply_overrides, run_stage
-from perf import append_json, load_average, machine
+from common import ROOT, apply_overrides, load_average, run_stage
+from perf import append_json, machine
 
 from nanorec import synthetic
 

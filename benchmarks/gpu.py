@@ -9,9 +9,9 @@ by default), then for sdpa and flex attention, each eager and compiled:
    autocast, fused AdamW) and measures real target tokens per second after the
    warm-up steps, which hold the compilation;
 
-and prints a table. Without CUDA it exits with status 2 and says so; `--device
-cpu` runs the same code on the CPU with sdpa only for training (flex has no CPU
-backward), as a dry run of the script.
+and prints a table. Without CUDA it prints why and exits with status 2. With
+`--device cpu` it runs the same code on the CPU as a dry run, training sdpa only
+because flex has no CPU backward pass.
 
 Example:
 

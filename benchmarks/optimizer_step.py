@@ -19,7 +19,8 @@ from typing import Annotated
 
 import torch
 import typer
-from perf import SIZES, append_json, build_model, load_average, machine
+from common import load_average
+from perf import SIZES, append_json, build_model, machine
 
 from nanorec.params import TrainParams
 from nanorec.training import make_optimizer

@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import resource
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,13 +18,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from common import load_average
 
 from nanorec import data, embed, packing
 from nanorec.models.gpt import GPT, GPTConfig
 from nanorec.params import TrainParams
-
-BEAUTY = "amazon-beauty-2014-kaggle"
 
 # Model sizes compared in the benchmarks: the original implementation's and the
 # project default of params.yaml.
@@ -58,19 +54,6 @@ def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def data_dir(given: Path | None) -> Path:
-    """The Beauty folder: the option, else $NANOREC_DATA_DIR/amazon-beauty-..."""
-    if given is not None:
-        return given
-    root = os.environ.get("NANOREC_DATA_DIR")
-    if not root:
-        raise SystemExit(
-            "no data folder: pass --data /path/to/amazon-beauty-2014-kaggle or set "
-            "NANOREC_DATA_DIR to the folder that contains it"
-        )
-    return Path(root) / BEAUTY
-
-
 def append_json(row: dict, path: Path) -> None:
     """Append one result as a JSON line and echo it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +63,7 @@ def append_json(row: dict, path: Path) -> None:
 
 
 def padded_rows(sequences: list[np.ndarray], block_size: int) -> packing.PackedRows:
-    """One window per row, padded to block_size: the layout without packing."""
+    """Lay out each window in a row of its own, padded to block_size."""
     pieces = [w for s in sequences for w in packing.windows(s, block_size)]
     shape = (len(pieces), block_size)
     idx = np.zeros(shape, dtype=np.int64)
@@ -104,7 +87,7 @@ def build_model(
     dropout: float = 0.2,
     attention: str = "sdpa",
 ) -> GPT:
-    """A freshly initialised GPT of one of SIZES (seeded, so runs compare)."""
+    """Build a GPT of one of SIZES, seeded so that runs compare."""
     torch.manual_seed(0)
     config = GPTConfig(
         n_items=n_items,
@@ -128,15 +111,6 @@ def read_content(vectors: Path | None, n_items: int) -> torch.Tensor | None:
     if vectors is None:
         return None
     return torch.from_numpy(embed.read_vectors(pq.read_table(vectors), n_items))
-
-
-def timed(fn, *args, **kwargs):
-    """Run fn and return (its result, wall seconds, load before, load after)."""
-    before = load_average()
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    seconds = time.perf_counter() - start
-    return result, seconds, before, load_average()
 
 
 def training_sequences(ingested: Path) -> tuple[data.Artifacts, list[np.ndarray]]:

@@ -22,11 +22,11 @@ from typing import Annotated
 import numpy as np
 import torch
 import typer
+from common import load_average
 from perf import (
     SIZES,
     append_json,
     build_model,
-    load_average,
     machine,
     peak_rss_mib,
 )

@@ -25,8 +25,8 @@ from typing import Annotated
 
 import typer
 import yaml
-from common import ROOT, apply_overrides
-from perf import append_json, load_average, machine
+from common import ROOT, apply_overrides, load_average
+from perf import append_json, machine
 
 app = typer.Typer(add_completion=False)
 

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 import typer
 import yaml
+from common import load_average
 from perf import (
     SIZES,
     append_json,
     build_model,
-    load_average,
     machine,
     padded_rows,
     peak_rss_mib,

@@ -97,7 +97,7 @@ def test_flex_training_on_cpu_fails_fast():
     with pytest.raises(ParamError, match="train.attention=flex cannot train on CPU"):
         from_dict(TrainParams, {"attention": "flex", "device": "cpu"}, "train")
 
-    # The same check guards the loop when the params say auto on a CPU machine.
+    # The same check guards the loop when train.device=auto picks the CPU.
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA, where flex trains")
     model = GPT(GPTConfig(n_items=50, block_size=BLOCK, attention="flex"))
