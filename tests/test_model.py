@@ -1,7 +1,15 @@
 import numpy as np
+import pytest
 import torch
 
-from nanorec.models.gpt import GPT, GPTConfig, document_causal_mask
+from nanorec.models.gpt import (
+    GPT,
+    CompiledLoss,
+    Dropout,
+    GPTConfig,
+    document_causal_mask,
+    next_item_loss,
+)
 from nanorec.packing import pack
 from nanorec.params import TrainParams
 from nanorec.training import train
@@ -111,3 +119,51 @@ def test_training_lowers_the_loss():
         torch.tensor([[4, 5, 6]]), torch.tensor([[0, 1, 2]]), torch.zeros(1, 3).long()
     )
     assert int(logits[0, -1].argmax()) == 7
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_compiled_loss_matches_eager(dtype, label_smoothing):
+    compiled = CompiledLoss()
+    generator = torch.Generator().manual_seed(0)
+    # Two batch sizes: the compiled loss must follow the changing number of targets.
+    for n in (37, 53):
+        logits = torch.randn(n, 50, generator=generator).to(dtype)
+        targets = torch.randint(1, 50, (n,), generator=generator)
+        expected_input = logits.clone().requires_grad_()
+        expected = next_item_loss(expected_input, targets, label_smoothing)
+        expected.backward()
+        got_input = logits.clone().requires_grad_()
+        got = compiled(got_input, targets, label_smoothing)
+        got.backward()
+        assert compiled._compiled is not None, "compilation failed on this machine"
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got_input.grad, expected_input.grad)
+
+
+def test_compiled_loss_falls_back_to_eager_without_a_compiler(caplog):
+    import torch._inductor.config as inductor_config
+
+    logits = torch.randn(9, 20, requires_grad=True)
+    targets = torch.arange(1, 10)
+    torch._dynamo.reset()
+    with inductor_config.patch(
+        {"cpp.cxx": ("/nonexistent/c++",), "fx_graph_cache": False}
+    ):
+        loss = CompiledLoss()(logits, targets, 0.0)
+    torch._dynamo.reset()
+    assert "using the eager loss" in caplog.text
+    torch.testing.assert_close(loss, next_item_loss(logits, targets))
+
+
+def test_dropout_keeps_the_expected_share_and_scales_it():
+    torch.manual_seed(0)
+    layer = Dropout(0.25)
+    x = torch.ones(200_000, requires_grad=True)
+    y = layer.train()(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.01
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.75))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / 0.75)
+    assert torch.equal(layer.eval()(x), x)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,6 @@ def save(
         save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
     write_json({"model": family, **meta}, folder / CONFIG)
     logger.info("saved %s model to %s", family, folder)
-
-
-def save_transformer(folder: Path, model: GPT, meta: dict[str, Any]) -> None:
-    """Save a GPT with its GPTConfig under meta["gpt"]."""
-    state = model.state_dict()
-    save(folder, "transformer", state, {**meta, "gpt": asdict(model.config)})
 
 
 def load_config(folder: Path) -> dict[str, Any]:

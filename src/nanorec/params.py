@@ -137,6 +137,7 @@ class TrainParams:
     dtype: str = "bfloat16"
     attention: str = "sdpa"
     compile: bool = False
+    compile_loss: bool = True
     fused_adamw: bool = True
     device: str = "cpu"
     eval_interval: int = 100

@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nanorec import distributed, resume
-from nanorec.models.gpt import GPT
+from nanorec.models.gpt import GPT, CompiledLoss
 from nanorec.packing import PackedRows
 from nanorec.params import ParamError, TrainParams
 
@@ -266,11 +266,16 @@ def _wrap(
 ) -> torch.nn.Module:
     """The module that the training steps call: compiled and DDP-wrapped on request.
 
+    With train.compile_loss alone, the model stays eager and only its loss over
+    the catalog is compiled.
+
     The content buffer is frozen, so DDP does not broadcast buffers each step.
     """
     net: torch.nn.Module = model
     if params.compile:
         net = torch.compile(model)
+    elif params.compile_loss:
+        model.loss_function = CompiledLoss()
     if context.enabled:
         device_ids = [device.index] if device.type == "cuda" else None
         net = DistributedDataParallel(

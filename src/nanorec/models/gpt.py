@@ -13,7 +13,9 @@ embeddings. The loss is computed only at non-padding positions.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +27,70 @@ from torch.nn.attention.flex_attention import (
     flex_attention,
 )
 
+logger = logging.getLogger(__name__)
+
 ATTENTION_BACKENDS = ("sdpa", "flex")
+
+# (logits, targets, label_smoothing) -> mean loss.
+LossFunction = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+def next_item_loss(
+    logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Mean cross-entropy of (N, V) logits against (N,) targets, in float32."""
+    return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+
+
+class CompiledLoss:
+    """`next_item_loss` through torch.compile, with eager as the fallback.
+
+    Eager, the loss over a catalog of V items makes several passes over the (N, V)
+    logits: a float32 copy, the log-softmax, a zero-filled gradient and its
+    backward. Compiled, the cast, the log-softmax and the gather fuse into one
+    pass, and so does the backward; on a 2-core CPU at 12,101 items a whole
+    training step of the original size takes about a third less time (see
+    docs/benchmarks.md). Shapes are dynamic because N, the number of real targets,
+    changes from batch to batch. When compilation fails, for example because no
+    C++ compiler is installed, the eager loss is used from then on.
+    """
+
+    def __init__(self) -> None:
+        self._compiled: LossFunction | None = torch.compile(
+            next_item_loss, dynamic=True
+        )
+
+    def __call__(
+        self, logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float
+    ) -> torch.Tensor:
+        if self._compiled is not None:
+            try:
+                return self._compiled(logits, targets, label_smoothing)
+            except Exception as error:  # noqa: BLE001 - any compiler failure
+                logger.warning(
+                    "torch.compile of the loss failed (%s: %s); using the eager loss",
+                    type(error).__name__,
+                    str(error).splitlines()[0] if str(error) else "",
+                )
+                self._compiled = None
+        return next_item_loss(logits, targets, label_smoothing)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout whose mask comes from torch.rand on CPU.
+
+    On CPU, nn.Dropout draws its mask with bernoulli_, which measured about 3
+    times slower than torch.rand for the same number of elements, and a training
+    step calls dropout twice per block and once on the embeddings. The output has
+    the same distribution: each element kept with probability 1 - p and scaled by
+    1 / (1 - p). On other devices this is nn.Dropout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return super().forward(x)
+        keep = torch.rand(x.shape, device=x.device) >= self.p
+        return x * keep * (1.0 / (1.0 - self.p))
 
 
 @dataclass(frozen=True)
@@ -92,7 +157,7 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | BlockMask) -> torch.Tensor:
         """Attend within each packed sequence.
@@ -132,7 +197,7 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
@@ -165,7 +230,7 @@ class GPT(nn.Module):
         self.config = config
         self.wte = nn.Embedding(config.n_items + 1, config.n_embd, padding_idx=0)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         if config.content_dim:
@@ -186,6 +251,8 @@ class GPT(nn.Module):
                 torch.nn.init.normal_(param, mean=0.0, std=std)
         with torch.no_grad():
             self.wte.weight[0].zero_()
+        # Training may swap in a CompiledLoss; not part of the weights.
+        self.loss_function: LossFunction = next_item_loss
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
@@ -249,7 +316,4 @@ class GPT(nn.Module):
             return self.logits(h), None
         keep = targets != -1
         logits = self.logits(h[keep])
-        loss = F.cross_entropy(
-            logits.float(), targets[keep], label_smoothing=label_smoothing
-        )
-        return logits, loss
+        return logits, self.loss_function(logits, targets[keep], label_smoothing)
