@@ -86,7 +86,8 @@ def main(
         return
     checkpoint.save(out, fitted.family, fitted.tensors, fitted.meta)
     write_json(fitted.summary, metrics)
-    # The run is saved, so its checkpoints go; DVC expects the (empty) folder.
+    # The model is saved, so the checkpoints are deleted. DVC expects the empty
+    # folder to exist.
     resume.clear(checkpoints)
     logger.info("training summary %s", json.dumps(fitted.summary))
 

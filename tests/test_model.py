@@ -141,7 +141,7 @@ def test_compiled_loss_matches_eager(dtype, label_smoothing):
         torch.testing.assert_close(got_input.grad, expected_input.grad)
 
 
-def test_compiled_loss_falls_back_to_eager_without_a_compiler(caplog):
+def test_compiled_loss_without_compiler_falls_back(caplog):
     import torch._inductor.config as inductor_config
 
     logits = torch.randn(9, 20, requires_grad=True)
@@ -156,7 +156,7 @@ def test_compiled_loss_falls_back_to_eager_without_a_compiler(caplog):
     torch.testing.assert_close(loss, next_item_loss(logits, targets))
 
 
-def test_dropout_keeps_the_expected_share_and_scales_it():
+def test_dropout_keep_share_and_scale():
     torch.manual_seed(0)
     layer = Dropout(0.25)
     x = torch.ones(200_000, requires_grad=True)

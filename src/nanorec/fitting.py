@@ -1,4 +1,4 @@
-"""What the train stage does between reading its inputs and writing the model.
+"""Model fitting for the train stage, between reading its inputs and saving.
 
 `validation_evaluator` scores a fixed sample of validation users, the same way
 for every model family. `fit_transformer` builds the packed GPT from the train
@@ -36,7 +36,7 @@ from nanorec.training import (
 
 logger = logging.getLogger(__name__)
 
-# Called with a scorer; returns validation MAP@10, HR@10 and NDCG@10.
+# Takes a scorer and returns its validation MAP@10, HR@10 and NDCG@10.
 ScorerEvaluator = Callable[[Scorer], dict]
 
 
@@ -56,7 +56,7 @@ def validation_evaluator(
     """Return a function that scores a fixed sample of validation users.
 
     The sample (eval_users users, 0 for all) depends on the seed alone, so every
-    evaluation of a run, and every run with the same seed, sees the same users.
+    evaluation of a run, and every run with the same seed, scores the same users.
     Recommendations are oneshot top-10 with seen items excluded.
     """
     histories, targets = data.validation_histories(artifacts)
@@ -105,7 +105,7 @@ def fit_transformer(
     log_metric: MetricLogger | None,
     checkpoints: Path,
 ) -> tuple[GPT, TrainResult]:
-    """Train the packed transformer; return it (best weights loaded) and the run.
+    """Train the packed transformer and return it (best weights loaded) and the run.
 
     A checkpoint under `checkpoints` is resumed only when it was written by a run
     with the same params, seed, packed rows and content vectors.
