@@ -12,9 +12,9 @@ from typing import Annotated
 import typer
 
 from nanorec import ingest, synthetic
-from nanorec.io import write_json
+from nanorec.io import relative_to_cwd, write_json
 from nanorec.logs import run, setup_logging
-from nanorec.params import load_section, load_seed
+from nanorec.params import ParamError, load_section, load_seed, validate_file
 
 app = typer.Typer(add_completion=False)
 
@@ -34,7 +34,19 @@ def main(
     The Parquet tables in OUT are replaced all together or not at all.
     """
     setup_logging()
+    # Ingest is the first stage, so it validates every section of the params file.
+    # A typo in the train section then fails before any stage has done work. Each
+    # later stage still validates its own section, because DVC skips this stage
+    # when its own inputs are unchanged.
+    validate_file(params)
     cfg = load_section(params, "ingest")
+    if cfg.format != "synthetic" and not Path(cfg.path).exists():
+        raise ParamError(
+            f"ingest.path={cfg.path!r} does not exist"
+            f"{relative_to_cwd(Path(cfg.path))}. Set ingest.path in {params} to "
+            f"the {cfg.format} input file or folder, or override it, e.g. "
+            "dvc exp run -S ingest.path=/data/beauty"
+        )
     if cfg.format == "synthetic":
         raw = synthetic.generate(
             cfg.synthetic_users,

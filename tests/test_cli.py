@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ import yaml
 from conftest import ROOT
 from typer.testing import CliRunner
 
-from nanorec.cli import app
+from nanorec.cli import app, report_errors
 from nanorec.commands.recommend import IdType, RequestError, resolve_items
 from nanorec.inspect import PLOT_FILES
 
@@ -197,6 +199,174 @@ def test_inspect_missing_folder_exits_1(tmp_path):
     result = invoke("inspect", "--ingested", tmp_path / "nothing", "--out", tmp_path)
     assert result.exit_code == 1
     assert "dvc repro ingest" in result.output
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    """Check a failed command: exit 1, one stderr line with every fragment."""
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("Error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, fragment
+
+
+def test_recommend_corrupt_items_table_one_line(small_ingest, tmp_path):
+    ingested = tmp_path / "ingest"
+    shutil.copytree(small_ingest / "ingest", ingested)
+    (ingested / "items.parquet").write_bytes(b"junk!")
+    result = invoke(
+        "recommend",
+        "--user",
+        "0",
+        "--ingested",
+        ingested,
+        "--params",
+        small_ingest / "params.yaml",
+    )
+    assert_one_line_error(
+        result,
+        f"{ingested / 'items.parquet'} is not a valid Parquet file",
+        "dvc repro ingest",
+    )
+
+
+def test_recommend_truncated_config_one_line(small_ingest, tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model": "transf')
+    result = invoke(
+        "recommend",
+        "--user",
+        "0",
+        "--ingested",
+        small_ingest / "ingest",
+        "--params",
+        small_ingest / "params.yaml",
+        "--model-dir",
+        model_dir,
+    )
+    assert_one_line_error(result, f"{model_dir / 'config.json'} is not valid JSON")
+
+
+def test_recommend_quiet_faiss_and_missing_weights(small_ingest, tmp_path):
+    # A baseline model folder without weights: loading it imports faiss, whose
+    # loader logs at INFO, and then fails on the missing safetensors file.
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model": "svd"}')
+    args = ["--user", "0", "--ingested", small_ingest / "ingest"]
+    args += ["--params", small_ingest / "params.yaml", "--model-dir", model_dir]
+    result = subprocess.run(
+        [sys.executable, "-m", "nanorec.cli", "recommend", *map(str, args)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "faiss.loader" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"cannot read the model weights {model_dir}" in result.stderr
+
+
+def test_inspect_corrupt_vectors_one_line(small_ingest, tmp_path):
+    vectors = tmp_path / "bad.parquet"
+    vectors.write_bytes(b"junk!")
+    result = invoke(
+        "inspect",
+        "--ingested",
+        small_ingest / "ingest",
+        "--vectors",
+        vectors,
+        "--out",
+        tmp_path / "report",
+    )
+    assert_one_line_error(result, f"{vectors} is not a valid Parquet file", "--vectors")
+
+
+def test_inspect_out_is_a_file_one_line(small_ingest, tmp_path):
+    out = tmp_path / "report"
+    out.write_text("a plain file")
+    result = invoke(
+        "inspect",
+        "--ingested",
+        small_ingest / "ingest",
+        "--vectors",
+        tmp_path / "absent.parquet",
+        "--out",
+        out,
+    )
+    assert_one_line_error(result, f"{out} is a file, not a folder")
+    assert "Free disk space" not in result.stderr
+    assert out.read_text() == "a plain file"
+
+
+def test_report_errors_keeps_bug_tracebacks():
+    def broken() -> None:
+        raise KeyError("a bug, not an input problem")
+
+    with pytest.raises(KeyError):
+        report_errors(broken)()
+
+
+def test_recommend_outside_project_says_where(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("recommend", "--user", "0")
+    assert_one_line_error(
+        result,
+        f"params file params.yaml does not exist (relative to the current folder "
+        f"{os.getcwd()})",
+        "run from the project folder or pass --params PATH",
+    )
+
+
+def test_inspect_outside_project_says_where(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("inspect")
+    assert_one_line_error(
+        result,
+        f"(relative to the current folder {os.getcwd()})",
+        "pass --ingested",
+    )
+
+
+def test_recommend_bad_params_file_named(small_ingest, tmp_path):
+    params = tmp_path / "bad.yaml"
+    params.write_text("predict:\n  k: ten\n")
+    result = invoke(
+        "recommend",
+        "--user",
+        "0",
+        "--ingested",
+        small_ingest / "ingest",
+        "--params",
+        params,
+    )
+    assert_one_line_error(
+        result, f"params file {params}: predict.k='ten' must be an integer"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--k", "0", "predict.k=0 must be greater than 0"),
+        ("--strategy", "beam", "predict.strategy='beam'"),
+    ],
+)
+def test_recommend_bad_flag_names_flag(small_ingest, flag, value, message):
+    result = invoke(
+        "recommend",
+        "--user",
+        "0",
+        flag,
+        value,
+        "--ingested",
+        small_ingest / "ingest",
+        "--params",
+        small_ingest / "params.yaml",
+    )
+    assert result.exit_code == 2
+    assert f"Invalid value for {flag}" in result.output
+    assert message in result.output
 
 
 # Slow tests: one `dvc repro` of the small synthetic pipeline, shared by all.

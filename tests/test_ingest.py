@@ -165,9 +165,9 @@ def test_stale_temporary_folder_is_removed(tmp_path):
     assert not stale.exists()
 
 
-def run_ingest_stage(tmp_path, settings):
+def run_ingest_stage(tmp_path, settings, **sections):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"seed": 1, "ingest": settings}))
+    params.write_text(yaml.safe_dump({"seed": 1, "ingest": settings, **sections}))
     return subprocess.run(
         [
             sys.executable,
@@ -211,6 +211,27 @@ def test_stage_bad_input_writes_nothing(tmp_path):
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / "ingest.json").exists()
+
+
+def test_stage_rejects_train_typo_before_work(tmp_path):
+    result = run_ingest_stage(
+        tmp_path, {"synthetic_users": 50}, train={"max_stpes": 60}
+    )
+    assert result.returncode == 2
+    assert "unknown key(s) ['max_stpes'] in params section 'train'" in result.stderr
+    assert str(tmp_path / "params.yaml") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_stage_names_missing_ingest_path(tmp_path):
+    missing = tmp_path / "no-such-input"
+    result = run_ingest_stage(tmp_path, {"format": "challenge", "path": str(missing)})
+    assert result.returncode == 2
+    assert f"ingest.path='{missing}' does not exist" in result.stderr
+    assert f"Set ingest.path in {tmp_path / 'params.yaml'}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -237,6 +237,30 @@ def test_collect_takes_latest_of_same_name_and_reports_missing():
     assert missing.state == "missing"
 
 
+def test_missing_experiment_note_says_run_first():
+    shown = exp_show([("svd", "success", 0.01, "2026-12-04T10:00:00")])
+    variants = [leaderboard.Variant("svd", {}), leaderboard.Variant("knn", {})]
+    table = leaderboard.markdown_table(leaderboard.collect(shown, variants))
+    rows = {line.split(" | ")[1]: line for line in table.splitlines()[2:]}
+    assert "experiment not found: run it first" in rows["knn"]
+    assert "without --no-run" in rows["knn"]
+    assert "dvc queue logs" not in rows["knn"]
+
+
+def test_no_run_without_experiments_says_run_first(project, tmp_path):
+    variants = tmp_path / "variants.yaml"
+    variants.write_text("variants:\n  svd:\n    set:\n      train.model: svd\n")
+    out = tmp_path / "board"
+    args = ["leaderboard", "--no-run", "--repo", str(project)]
+    args += ["--variants", str(variants), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "experiment not found: run it first" in result.stdout
+    assert "no experiment found for ['svd']" in result.stderr
+    assert "without --no-run" in result.stderr
+    assert "dvc queue logs" not in result.output
+
+
 def test_write_outputs_makes_png_table_and_json(tmp_path):
     results = [
         leaderboard.Result("svd", True, "success", {"MAP@10": 0.01}, rank=2),

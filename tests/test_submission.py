@@ -62,6 +62,51 @@ def test_bad_submission_names_line(tmp_path, lines, message):
         validate_submission(write(tmp_path, lines), REFERENCE, k=3)
 
 
+def test_trailing_blank_lines_pass(tmp_path):
+    path = write(tmp_path, [*GOOD, "", "  "])
+    assert validate_submission(path, REFERENCE, k=3) == 3
+
+
+def test_blank_line_between_rows_is_rejected(tmp_path):
+    path = write(tmp_path, [GOOD[0], GOOD[1], "", GOOD[2], GOOD[3]])
+    with pytest.raises(SubmissionError) as caught:
+        validate_submission(path, REFERENCE, k=3)
+    assert caught.value.line == 3
+    assert "blank line before the row at line 4" in str(caught.value)
+
+
+def test_non_numeric_item_id_hints_raw_ids(tmp_path):
+    path = write(tmp_path, [GOOD[0], "0,S0001 11 12", *GOOD[2:]])
+    with pytest.raises(SubmissionError) as caught:
+        validate_submission(path, REFERENCE, k=3)
+    message = str(caught.value)
+    assert "line 2: user_id '0': unknown item id 'S0001'" in message
+    assert "Pass --raw-ids if the file uses the input's raw ids" in message
+
+
+def test_numeric_raw_item_id_hints_raw_ids(tmp_path):
+    reference = Reference(
+        REFERENCE.test_users, REFERENCE.item_ids, False, frozenset({"77"})
+    )
+    path = write(tmp_path, [GOOD[0], "0,77 11 12", *GOOD[2:]])
+    with pytest.raises(SubmissionError, match="Pass --raw-ids"):
+        validate_submission(path, reference, k=3)
+
+
+def test_unknown_numeric_item_id_has_no_hint(tmp_path):
+    path = write(tmp_path, [GOOD[0], "0,99 11 12", *GOOD[2:]])
+    with pytest.raises(SubmissionError) as caught:
+        validate_submission(path, REFERENCE, k=3)
+    assert "--raw-ids" not in str(caught.value)
+
+
+def test_encoded_id_hints_drop_raw_ids(tmp_path):
+    reference = Reference(["alice"], frozenset("abc"), True, frozenset({"0", "1"}))
+    path = write(tmp_path, ["user_id,predictions", "alice,0 b"])
+    with pytest.raises(SubmissionError, match="drop --raw-ids"):
+        validate_submission(path, reference, k=2)
+
+
 def test_empty_submission(tmp_path):
     path = tmp_path / "submission.csv"
     path.write_text("")
@@ -108,3 +153,32 @@ def test_command_without_ingest_output(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert "run the ingest stage first" in result.output
+
+
+def test_command_hints_raw_ids_for_raw_users(ingested, tmp_path):
+    path = write(tmp_path, ["user_id,predictions", "alice,d e", "bob,a e", "carol,a b"])
+    args = ["validate-submission", str(path), "--data", str(ingested), "--k", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "line 2: user_id 'alice' is not a test user" in result.output
+    assert "Pass --raw-ids if the file uses the input's raw ids" in result.output
+
+
+def test_command_hints_raw_ids_for_raw_items(ingested, tmp_path):
+    path = write(tmp_path, ["user_id,predictions", "0,d e", "1,a e", "2,a b"])
+    args = ["validate-submission", str(path), "--data", str(ingested), "--k", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "line 2: user_id '0': unknown item id 'd'" in result.output
+    assert "Pass --raw-ids if the file uses the input's raw ids" in result.output
+
+
+def test_command_corrupt_items_table_one_line(ingested, tmp_path):
+    (ingested / "items.parquet").write_bytes(b"junk!")
+    path = write(tmp_path, GOOD)
+    args = ["validate-submission", str(path), "--data", str(ingested), "--k", "3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert f"{ingested / 'items.parquet'} is not a valid Parquet file" in result.stderr
+    assert "dvc repro ingest" in result.stderr

@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from nanorec.errors import InputError
 from nanorec.io import atomic_path, read_json, write_json
 from nanorec.models.gpt import GPT, GPTConfig
 
@@ -53,8 +55,20 @@ def load_config(folder: Path) -> dict[str, Any]:
 
 
 def load_tensors(folder: Path) -> dict[str, torch.Tensor]:
-    """Read a model folder's safetensors weights."""
-    return load_file(str(Path(folder) / WEIGHTS))
+    """Read a model folder's safetensors weights.
+
+    Raises:
+        InputError: the weights file is missing or not valid safetensors.
+    """
+    path = Path(folder) / WEIGHTS
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise InputError(
+            f"cannot read the model weights {path}: {reason}. Rerun the train "
+            "stage (dvc repro train) to rewrite them."
+        ) from err
 
 
 def load_transformer(folder: Path) -> GPT:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nanorec.io import read_parquet, relative_to_cwd
 from nanorec.packing import user_sequences
 
 logger = logging.getLogger(__name__)
@@ -44,16 +45,25 @@ class Artifacts:
 
 
 def load(folder: Path) -> Artifacts:
-    """Read the Parquet files written by the ingest stage."""
+    """Read the Parquet files written by the ingest stage.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        InputError: a file is not valid Parquet.
+    """
     folder = Path(folder)
     frames = {}
     for name in (INTERACTIONS, ITEMS, SPLIT, TEST_USERS):
         path = folder / name
         if not path.exists():
             raise FileNotFoundError(
-                f"{path} does not exist: run the ingest stage first (dvc repro ingest)"
+                f"{path} does not exist{relative_to_cwd(path)}: run the ingest "
+                "stage first (dvc repro ingest), or run from the project folder "
+                "or pass --ingested with the ingest output folder"
             )
-        frames[name] = pd.read_parquet(path)
+        frames[name] = read_parquet(
+            path, "Rerun the ingest stage (dvc repro ingest) to rewrite it."
+        )
     return Artifacts(
         frames[INTERACTIONS], frames[ITEMS], frames[SPLIT], frames[TEST_USERS]
     )

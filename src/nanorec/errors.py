@@ -7,5 +7,9 @@ class NanorecError(Exception):
     """Base of the errors a stage reports as one clear line instead of a traceback."""
 
 
+class InputError(NanorecError, ValueError):
+    """An input file is missing, malformed or inconsistent."""
+
+
 class OutputError(NanorecError, OSError):
     """An artifact could not be written (disk full, read-only folder, permissions)."""

@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from nanorec import data
-from nanorec.io import atomic_path, write_json
+from nanorec.io import atomic_path, read_parquet_table, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +135,15 @@ def vector_coverage(path: Path) -> VectorCoverage:
 
     Every fixed-size list column of the file counts as a vector column, so files
     with several vectors per item are covered too.
+
+    Raises:
+        InputError: the file is not valid Parquet.
     """
-    table = pq.read_table(path)
+    table = read_parquet_table(
+        path,
+        "Rerun the siglip_embed stage (dvc repro siglip_embed) or pass --vectors "
+        "with another file.",
+    )
     sources: dict[str, int] = {}
     if "source" in table.column_names:
         counted = table.column("source").to_pandas().value_counts()

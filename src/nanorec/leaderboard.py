@@ -259,7 +259,12 @@ def markdown_table(results: list[Result]) -> str:
         notes = []
         if not result.comparable:
             notes.append(NOT_COMPARABLE)
-        if result.state != "success":
+        if result.state == "missing":
+            notes.append(
+                "experiment not found: run it first with `nanorec leaderboard "
+                f"--only {result.name}` (without --no-run)"
+            )
+        elif result.state != "success":
             notes.append(
                 f"experiment {result.state}, see `dvc queue logs {result.name}`"
             )
@@ -390,11 +395,19 @@ def main(
 
     typer.echo(markdown_table(results))
     typer.echo(f"wrote {table}, {chart} and {raw}")
-    failed = [r.name for r in results if r.state != "success"]
+    missing = [r.name for r in results if r.state == "missing"]
+    failed = [r.name for r in results if r.state not in ("success", "missing")]
+    if missing:
+        typer.echo(
+            f"no experiment found for {missing}: run them first with "
+            "`nanorec leaderboard` without --no-run",
+            err=True,
+        )
     if failed:
         typer.echo(
             f"no metrics for {failed}: see `dvc queue logs NAME` or "
             "`dvc exp show` for the reason",
             err=True,
         )
+    if missing or failed:
         raise typer.Exit(code=1)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 
 from nanorec.errors import NanorecError
+from nanorec.io import relative_to_cwd
 
 
 class ParamError(NanorecError, ValueError):
@@ -248,7 +249,10 @@ def load_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError as err:
-        raise ParamError(f"params file {path} does not exist") from err
+        raise ParamError(
+            f"params file {path} does not exist{relative_to_cwd(path)}: run from "
+            "the project folder or pass --params PATH"
+        ) from err
     except yaml.YAMLError as err:
         raise ParamError(f"params file {path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
@@ -266,18 +270,38 @@ def load_section(path: Path, section: str) -> Any:
     Returns:
         The frozen dataclass for that section; keys absent from the file keep
         their defaults.
+
+    Raises:
+        ParamError: the file is missing or invalid. The message names the file.
     """
     cls = _SECTIONS[section]
     raw = load_yaml(path).get(section) or {}
-    return from_dict(cls, raw, section)
+    try:
+        return from_dict(cls, raw, section)
+    except ParamError as err:
+        raise ParamError(f"params file {path}: {err}") from err
 
 
 def load_seed(path: Path) -> int:
     """Return the top-level `seed` of a params file (default 1337)."""
     seed = load_yaml(path).get("seed", 1337)
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ParamError(f"seed={seed!r} must be an integer")
+        raise ParamError(f"params file {path}: seed={seed!r} must be an integer")
     return seed
+
+
+def validate_file(path: Path) -> None:
+    """Validate the seed and every section of a params file.
+
+    The first stage calls this, so that a typo in a later stage's section fails
+    before any stage has done work.
+
+    Raises:
+        ParamError: at the first invalid section, naming the file and the key.
+    """
+    load_seed(path)
+    for section in _SECTIONS:
+        load_section(path, section)
 
 
 def from_dict(cls: type[T], raw: dict[str, Any], section: str) -> T:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from nanorec import data
 from nanorec.errors import NanorecError
+from nanorec.io import read_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +42,18 @@ class Reference:
 
     Both are text in the form the submission must use, and `test_users` keeps
     the ingest order so that a missing user can be named.
+
+    Attributes:
+        raw_ids: whether the ids are the input's raw ids, not the encoded ones.
+        other_item_ids: the catalog's item ids in the other form (encoded ids
+            when raw_ids is true, raw ids otherwise). An unknown id found here
+            gets a hint about --raw-ids.
     """
 
     test_users: list[str]
     item_ids: frozenset[str]
+    raw_ids: bool = False
+    other_item_ids: frozenset[str] = frozenset()
 
 
 def load_reference(folder: Path, raw_ids: bool = False) -> Reference:
@@ -60,6 +68,7 @@ def load_reference(folder: Path, raw_ids: bool = False) -> Reference:
 
     Raises:
         FileNotFoundError: when a table is missing (run the ingest stage).
+        InputError: when a table is not valid Parquet.
     """
     folder = Path(folder)
     names = [data.TEST_USERS, data.ITEMS] + ([data.USERS] if raw_ids else [])
@@ -69,17 +78,17 @@ def load_reference(folder: Path, raw_ids: bool = False) -> Reference:
                 f"{folder / name} does not exist: run the ingest stage first "
                 "(dvc repro ingest) or pass --data with its output folder"
             )
-    test = pd.read_parquet(folder / data.TEST_USERS)["user_id"]
-    items = pd.read_parquet(folder / data.ITEMS)
+    advice = "Rerun the ingest stage (dvc repro ingest) to rewrite it."
+    test = read_parquet(folder / data.TEST_USERS, advice)["user_id"]
+    items = read_parquet(folder / data.ITEMS, advice)
+    encoded_items = frozenset(str(i) for i in items["item_id"])
+    raw_items = frozenset(str(i) for i in items.get("raw_item_id", []))
     if not raw_ids:
-        return Reference(
-            [str(u) for u in test], frozenset(str(i) for i in items["item_id"])
-        )
-    users = pd.read_parquet(folder / data.USERS)
+        return Reference([str(u) for u in test], encoded_items, False, raw_items)
+    users = read_parquet(folder / data.USERS, advice)
     raw_of = dict(zip(users["user_id"], users["raw_user_id"]))
     return Reference(
-        [str(raw_of.get(u, u)) for u in test],
-        frozenset(str(i) for i in items["raw_item_id"]),
+        [str(raw_of.get(u, u)) for u in test], raw_items, True, encoded_items
     )
 
 
@@ -109,9 +118,23 @@ def validate_submission(path: Path, reference: Reference, k: int) -> int:
                 )
             if [h.strip().lstrip("\ufeff") for h in header] != HEADER:
                 raise SubmissionError(1, f"header is {header}, expected {HEADER}")
+            # Blank lines are accepted only at the end of the file, where an extra
+            # newline is common and harmless.
+            blank_line = 0
             for row in reader:
-                user = _check_row(row, reader.line_num, expected, first_line)
-                _check_items(row[1], reader.line_num, user, reference.item_ids, k)
+                if len(row) <= 1 and not "".join(row).strip():
+                    blank_line = blank_line or reader.line_num
+                    continue
+                if blank_line:
+                    raise SubmissionError(
+                        blank_line,
+                        f"blank line before the row at line {reader.line_num}: "
+                        "remove it (blank lines are accepted only at the end)",
+                    )
+                user = _check_row(
+                    row, reader.line_num, expected, first_line, reference.raw_ids
+                )
+                _check_items(row[1], reader.line_num, user, reference, k)
                 first_line[user] = reader.line_num
     except UnicodeDecodeError as err:
         raise SubmissionError(0, f"{path} is not UTF-8 text ({err})") from err
@@ -127,7 +150,11 @@ def validate_submission(path: Path, reference: Reference, k: int) -> int:
 
 
 def _check_row(
-    row: list[str], line: int, expected: set[str], first_line: dict[str, int]
+    row: list[str],
+    line: int,
+    expected: set[str],
+    first_line: dict[str, int],
+    raw_ids: bool,
 ) -> str:
     """Check the shape and user of one row; return its user id."""
     if len(row) != 2:
@@ -136,7 +163,11 @@ def _check_row(
         )
     user = row[0].strip()
     if user not in expected:
-        raise SubmissionError(line, f"user_id {user!r} is not a test user")
+        raise SubmissionError(
+            line,
+            f"user_id {user!r} is not a test user"
+            + _id_form_hint(user, raw_ids, frozenset()),
+        )
     if user in first_line:
         raise SubmissionError(
             line,
@@ -147,7 +178,7 @@ def _check_row(
 
 
 def _check_items(
-    predictions: str, line: int, user: str, known: frozenset[str], k: int
+    predictions: str, line: int, user: str, reference: Reference, k: int
 ) -> None:
     """Check that a predictions field has k distinct known item ids."""
     ids = predictions.split()
@@ -157,15 +188,35 @@ def _check_items(
         )
     seen: set[str] = set()
     for item in ids:
-        if item not in known:
+        if item not in reference.item_ids:
             raise SubmissionError(
-                line, f"user_id {user!r}: unknown item id {item!r}, not in the catalog"
+                line,
+                f"user_id {user!r}: unknown item id {item!r}, not in the catalog"
+                + _id_form_hint(item, reference.raw_ids, reference.other_item_ids),
             )
         if item in seen:
             raise SubmissionError(
                 line, f"user_id {user!r}: item id {item!r} appears twice"
             )
         seen.add(item)
+
+
+def _id_form_hint(value: str, raw_ids: bool, other_ids: frozenset[str]) -> str:
+    """Return a hint about --raw-ids for an unknown id that looks like the other form.
+
+    Encoded ids are non-negative integers, so any other id suggests raw ids. An
+    id found in `other_ids`, the catalog's ids in the other form, suggests it too.
+    """
+    if raw_ids:
+        if value in other_ids:
+            return (
+                f". {value!r} is an encoded id: drop --raw-ids if the file uses "
+                "the encoded integer ids"
+            )
+        return ""
+    if not value.isdigit() or value in other_ids:
+        return ". Pass --raw-ids if the file uses the input's raw ids"
+    return ""
 
 
 def main(

@@ -79,7 +79,7 @@ def generate(n_users: int, n_items: int, seed: int, shape: str = "small") -> Raw
             hidden test item (as in the challenge).
         n_items: number of items; at least 20.
         seed: seed of the NumPy generator; the same seed gives the same tables.
-        shape: "small" gives each user 4 to 40 purchases (one user 120) and walks
+        shape: "small" gives each user 5 to 40 purchases (one user 120) and walks
             one user at a time. "challenge" gives the challenge's history lengths
             (see `challenge_lengths`) and walks all users at once, so it scales to
             the challenge's 868,218 users. The two give different tables.

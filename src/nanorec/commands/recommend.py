@@ -239,6 +239,30 @@ def rank_with_model(
     return top, scores[top].astype(np.float64)
 
 
+# Command-line flag of each predict param that `nanorec recommend` can override.
+OVERRIDE_FLAGS = {
+    "k": "--k",
+    "strategy": "--strategy",
+    "exclude_seen": "--exclude-seen",
+}
+
+
+def apply_overrides(cfg: PredictParams, overrides: dict[str, Any]) -> PredictParams:
+    """Replace predict params with command-line values and validate the result.
+
+    Raises:
+        RequestError: an override is invalid. The error names its flag.
+    """
+    for name, value in overrides.items():
+        try:
+            dataclasses.replace(cfg, **{name: value}).validate()
+        except ParamError as err:
+            raise RequestError(OVERRIDE_FLAGS.get(name, f"--{name}"), str(err)) from err
+    updated = dataclasses.replace(cfg, **overrides)
+    updated.validate()
+    return updated
+
+
 def recommend_items(
     ingested: Path,
     model_dir: Path,
@@ -273,9 +297,7 @@ def recommend_items(
 
     if (user_id is None) == (history is None):
         raise RequestError("--user", "give exactly one of --user and --history")
-    cfg = load_section(params, "predict")
-    cfg = dataclasses.replace(cfg, **(overrides or {}))
-    cfg.validate()
+    cfg = apply_overrides(load_section(params, "predict"), overrides or {})
     artifacts = data.load(ingested)
     items = artifacts.items.sort_values("item_idx").reset_index(drop=True)
     if cfg.k > len(items):

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from nanorec.errors import NanorecError
+from nanorec.errors import InputError
 from nanorec.synthetic import RawTables
 
 logger = logging.getLogger(__name__)
@@ -66,10 +66,6 @@ FIX_DESCRIPTIONS: dict[str, str] = {
     "metadata_rows_unmapped": "item_metadata.csv rows whose parent_asin is not in "
     "id_mappings.json; dropped",
 }
-
-
-class InputError(NanorecError, ValueError):
-    """An input file is missing, malformed or inconsistent."""
 
 
 class Fixes:
