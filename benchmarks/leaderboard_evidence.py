@@ -8,10 +8,12 @@ Prints one JSON line per measurement, on an ingest folder and its content vector
   by popularity;
 - knn_last_n: siglip_knn validation metrics when the query averages the last n
   items of the history (n = 1, 3 and the whole history);
-- paired: with --repo, each leaderboard experiment's per-user average precision
-  (its model folder is read from the DVC cache of the repo), and for each pair
-  of consecutive --compare names the MAP@10 difference with a 95% paired
-  bootstrap interval over users.
+- experiment: with --repo, each leaderboard experiment's MAP@10 (its model
+  folder is read from the DVC cache of the repo), the share of users hit at each
+  rank, and MAP@10 split by whether the validation item comes from the store of
+  the user's last item;
+- paired: for each pair of consecutive --compare names, the MAP@10 difference
+  with a 95% paired bootstrap interval over users.
 
 Example (after a leaderboard run in /tmp/board/repo on the Beauty data):
 
@@ -46,17 +48,35 @@ def emit(kind: str, **values: object) -> None:
     print(json.dumps({"measurement": kind, **values}))
 
 
-def store_continuity(artifacts: data.Artifacts, histories: data.Histories) -> dict:
-    """Share of validation items whose store is the store of the previous item."""
-    _, targets = data.validation_histories(artifacts)
+def item_stores(artifacts: data.Artifacts) -> np.ndarray:
+    """Return the store of each item_idx (index 0 is padding), None where unknown."""
     store = artifacts.items.set_index("item_idx")["store"]
-    store = store.reindex(np.arange(artifacts.n_items + 1)).to_numpy(dtype=object)
+    return store.reindex(np.arange(artifacts.n_items + 1)).to_numpy(dtype=object)
+
+
+def same_store(
+    artifacts: data.Artifacts, histories: data.Histories, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flag, per validation user, known stores and a target from the last store.
+
+    Returns:
+        (both stores known, validation item sold by the store of the last item).
+    """
+    store = item_stores(artifacts)
     last = np.array([h[-1] if len(h) else 0 for h in histories.sequences])
     before, after = store[last], store[targets]
     known = pd.notna(before) & pd.notna(after) & (before != "") & (after != "")
-    same = float((before[known] == after[known]).mean())
+    return known, known & (before == after)
+
+
+def store_continuity(artifacts: data.Artifacts, histories: data.Histories) -> dict:
+    """Share of validation items whose store is the store of the previous item."""
+    _, targets = data.validation_histories(artifacts)
+    known, same_mask = same_store(artifacts, histories, targets)
+    same = float(same_mask[known].mean())
 
     # Two items drawn independently with probability proportional to purchases.
+    store = item_stores(artifacts)
     counts = artifacts.interactions["item_idx"].value_counts()
     weights = pd.Series(counts.to_numpy() / counts.sum(), index=store[counts.index])
     weights = weights[pd.notna(weights.index) & (weights.index != "")]
@@ -134,6 +154,7 @@ def main(
     if repo is None or not compare:
         return
     names = compare.split(",")
+    known, same_mask = same_store(artifacts, histories, targets)
     per_user = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -143,7 +164,18 @@ def main(
                 scorer = GenerativeScorer(scorer, 10, params["predict"]["exclude_seen"])
             topk = recommend(scorer, histories.users, histories.sequences, 10, popular)
             per_user[name] = average_precision(topk, targets)
-            emit("experiment", name=name, map_at_10=float(per_user[name].mean()))
+            hits = topk[:, :10] == targets[:, None]
+            emit(
+                "experiment",
+                name=name,
+                map_at_10=float(per_user[name].mean()),
+                # Share of users whose validation item is at rank 1, 2, ..., 10.
+                hit_share_by_rank=[float(share) for share in hits.mean(axis=0)],
+                # MAP@10 of users whose validation item comes from the store of
+                # their last item, and of the other users with both stores known.
+                map_same_store=float(per_user[name][same_mask].mean()),
+                map_other_store=float(per_user[name][known & ~same_mask].mean()),
+            )
     rng = np.random.default_rng(0)
     picks = rng.integers(0, len(targets), size=(resamples, len(targets)))
     for before, after in zip(names, names[1:]):
