@@ -29,12 +29,32 @@ def data_root() -> Path | None:
 
 
 def run(
-    cmd: list[str], cwd: Path, env: dict | None = None
+    cmd: list[str], cwd: Path, env: dict | None = None, timeout: float | None = None
 ) -> subprocess.CompletedProcess:
-    """Run a command, failing the test with its output when it exits non-zero."""
-    result = subprocess.run(
-        cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
+    """Run a command, failing the test with its output when it exits non-zero.
+
+    With a timeout in seconds, a command that hangs fails the test instead of
+    blocking the suite.
+    """
+    try:
+        result = subprocess.run(
+            cmd,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as err:
+        # TimeoutExpired keeps the partial output as bytes even in text mode.
+        stdout, stderr = (
+            out.decode(errors="replace") if isinstance(out, bytes) else out or ""
+            for out in (err.stdout, err.stderr)
+        )
+        raise AssertionError(
+            f"{' '.join(cmd)} did not finish within {timeout} s\n"
+            f"stdout:\n{stdout[-4000:]}\nstderr:\n{stderr[-4000:]}"
+        ) from err
     if result.returncode:
         raise AssertionError(
             f"{' '.join(cmd)} exited {result.returncode}\n"

@@ -107,7 +107,7 @@ def test_two_processes_match_one(tmp_path):
         __file__,
         str(tmp_path),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
 
     rank0 = load_file(str(tmp_path / "rank0.safetensors"))
@@ -151,7 +151,8 @@ def test_train_stage_under_torchrun_writes_outputs_once(project):
         *("--vectors", "data/embed/item_vectors.parquet"),
         *(item for pair in outputs.items() for item in pair),
     ]
-    run(command, project, env={"OMP_NUM_THREADS": "1"})
+    # A rank left waiting on a peer that has exited would hang here otherwise.
+    run(command, project, env={"OMP_NUM_THREADS": "1"}, timeout=900)
     summary = json.loads((project / "out/train.json").read_text())
     assert summary["step"] in (6, 12)
     assert (project / "out/model/model.safetensors").exists()

@@ -131,8 +131,9 @@ def start(context: Context, device: torch.device) -> bool:
 
 
 def stop(created: bool) -> None:
-    """Leave the process group if `start` created it."""
+    """Leave the process group if `start` created it, once every rank is done."""
     if created and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
