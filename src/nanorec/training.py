@@ -249,9 +249,9 @@ def train(
     model.load_state_dict(best_model)
     model.to("cpu")
     best_model = {name: value.cpu() for name, value in best_model.items()}
-    # Free the DDP wrapper while every rank is still in the group: its reducer
-    # holds the gloo group, and freeing it after a peer had exited left the
-    # remaining rank waiting forever in a two-process run.
+    # Free the DDP wrapper while every rank is still in the group. Its reducer
+    # keeps a reference to the gloo group, and freeing it after a peer had
+    # exited left the remaining rank waiting forever in a two-process run.
     del net
     distributed.stop(created_group)
     return TrainResult(
