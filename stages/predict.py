@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import resource
 import time
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +14,7 @@ import typer
 from nanorec import data
 from nanorec.blend import BlendScorer, CooccurrenceScorer
 from nanorec.io import atomic_path, write_json
-from nanorec.logs import run, setup_logging
+from nanorec.logs import peak_rss_mib, run, setup_logging
 from nanorec.metrics import ranking_metrics
 from nanorec.params import PredictParams, load_section
 from nanorec.recommend import (
@@ -94,8 +93,7 @@ def main(
     with atomic_path(submission) as tmp:
         frame.to_csv(tmp, index=False)
     results["n_test_users"] = len(frame)
-    # Peak resident memory of this process; Linux reports ru_maxrss in KiB.
-    results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["peak_rss_mib"] = peak_rss_mib()
     write_json(results, metrics)
     logger.info("validation %s", results)
 

@@ -10,7 +10,6 @@ metrics file should hold.
 from __future__ import annotations
 
 import logging
-import resource
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 import torch
 
 from nanorec import baselines, checkpoint, data, embed, resume
+from nanorec.logs import peak_rss_mib
 from nanorec.metrics import ranking_metrics
 from nanorec.models.gpt import GPT, GPTConfig
 from nanorec.packing import PackedRows
@@ -201,9 +201,3 @@ def fit_model(
         **best,
     }
     return FitOutput("transformer", model.state_dict(), meta, summary)
-
-
-def peak_rss_mib() -> float:
-    """Return this process's peak resident memory in MiB."""
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,8 +1,9 @@
-"""Logging set-up shared by the stage scripts and the command line."""
+"""Logging set-up and process figures shared by the stages and the command line."""
 
 from __future__ import annotations
 
 import logging
+import resource
 import sys
 
 import typer
@@ -17,6 +18,12 @@ def setup_logging(level: int = logging.INFO) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+
+
+def peak_rss_mib() -> float:
+    """Return this process's peak resident memory in MiB."""
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(app: typer.Typer) -> None:
